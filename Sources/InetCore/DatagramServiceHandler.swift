@@ -1,0 +1,107 @@
+import Logging
+import NIOCore
+
+/// Serves one UDP socket of one service: counts, rate-limits per source, asks the service for
+/// a reply, sends it if the socket can take it, and logs the exchange. Replies are never
+/// queued without bound: when the send buffer is full the datagram is dropped and counted.
+final class DatagramServiceHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    private let service: any InetService
+    private let name: String
+    private let counters: ServiceCounters
+    private let logger: Logger
+    private let limitsBox: LimitsBox
+    private var limiter: SourceRateLimiter
+    private var limitsGeneration: Int
+    private var needsFlush = false
+    /// Sources this socket has seen, so each new one is noted once in the counters.
+    private var seenSources = Set<SourceKey>()
+
+    init(service: any InetService, name: String, counters: ServiceCounters, limits: LimitsBox, logger: Logger) {
+        self.service = service
+        self.name = name
+        self.counters = counters
+        self.limitsBox = limits
+        self.logger = logger
+        let (current, generation) = limits.current
+        self.limiter = SourceRateLimiter(rate: current.udpRate, burst: current.udpBurst, maximumSources: current.udpMaxSources)
+        self.limitsGeneration = generation
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let size = envelope.data.readableBytes
+        counters.datagramsIn.bump(1)
+        counters.bytesIn.bump(size)
+        let started = NIODeadline.now()
+        refreshLimits()
+
+        let source = SourceKey(envelope.remoteAddress)
+        if let source, seenSources.count < ServiceCounters.maximumTrackedPeers, seenSources.insert(source).inserted {
+            counters.notePeer(envelope.remoteAddress.ipAddress ?? "?")
+        }
+        let decision = source.map { limiter.admit($0, now: started) } ?? .allow
+        guard decision == .allow else {
+            counters.datagramsDropped.bump(1)
+            if decision == .startLimiting {
+                logger.warning("udp rate limit reached; dropping datagrams from this source until it slows down", metadata: [
+                    "service": "\(name)", "transport": "udp", "peer": "\(envelope.remoteAddress.logDescription)",
+                ])
+            }
+            return
+        }
+        var outcome = "no reply"
+        var sent = 0
+        if let reply = service.reply(toDatagram: envelope.data, allocator: context.channel.allocator) {
+            if context.channel.isWritable {
+                sent = reply.readableBytes
+                context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: reply)), promise: nil)
+                needsFlush = true
+                counters.datagramsOut.bump(1)
+                counters.bytesOut.bump(sent)
+                outcome = "replied"
+            } else {
+                counters.datagramsDropped.bump(1)
+                outcome = "dropped: send buffer full"
+            }
+        }
+        if logger.logLevel <= .info {
+            logger.info("exchange", metadata: [
+                "service": "\(name)",
+                "transport": "udp",
+                "peer": "\(envelope.remoteAddress.logDescription)",
+                "duration_ms": "\(ConnectionAccountingHandler.milliseconds(since: started))",
+                "bytes_in": "\(size)",
+                "bytes_out": "\(sent)",
+                "outcome": "\(outcome)",
+            ])
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A UDP socket stays open whatever one datagram caused (e.g. an ICMP error surfacing
+        // as a read error); count it and go on.
+        counters.errors.bump(1)
+        logger.debug("udp socket error", metadata: ["service": "\(name)", "error": "\(error)"])
+    }
+
+    private func refreshLimits() {
+        let generation = limitsBox.generation
+        guard generation != limitsGeneration else { return }
+        let (current, latest) = limitsBox.current
+        limiter.rate = current.udpRate
+        limiter.burst = current.udpBurst
+        limiter.maximumSources = current.udpMaxSources
+        limitsGeneration = latest
+    }
+}

@@ -1,0 +1,262 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The host: binds every enabled service on each of its transports and addresses, keeps the
+/// counters, applies a new plan on reload, and drains connections on shutdown.
+/// It knows nothing about any protocol.
+public final class InetHost: Sendable {
+    public let group: any EventLoopGroup
+    private let logger: Logger
+    private let state: NIOLockedValueBox<State>
+
+    private struct State {
+        var plan: HostPlan
+        /// Bind addresses in force (optional ones the machine lacks removed at start).
+        var addresses: [BindAddress]
+        var runtimes: [ServiceRuntime]
+    }
+
+    public init(plan: HostPlan, group: any EventLoopGroup, logger: Logger) {
+        self.group = group
+        self.logger = logger
+        self.state = NIOLockedValueBox(State(plan: plan, addresses: plan.bindAddresses, runtimes: plan.services.map(ServiceRuntime.init(planned:))))
+    }
+
+    /// The plan in force.
+    public var plan: HostPlan { state.withLockedValue { $0.plan } }
+
+    /// Binds every enabled service. On the first failure, everything bound so far is closed
+    /// and the error names the service, transport and address:port.
+    public func start() async throws(BindError) {
+        let addresses = state.withLockedValue { $0.addresses }.filter { address in
+            guard address.optional else { return true }
+            let available = Self.addressIsAvailable(address.host)
+            if !available { logger.notice("skipping bind address: not available on this machine", metadata: ["address": "\(address.host)"]) }
+            return available
+        }
+        let runtimes = state.withLockedValue { state in
+            state.addresses = addresses
+            return state.runtimes
+        }
+        do {
+            for runtime in runtimes where runtime.plan.enabled {
+                try await bind(runtime, addresses: addresses)
+            }
+        } catch {
+            for runtime in runtimes { await runtime.stopListening() }
+            throw error
+        }
+    }
+
+    /// Every bound listener, in plan order.
+    public var listeners: [Listener] {
+        state.withLockedValue { $0.runtimes }.flatMap { $0.listeners.withLockedValue { $0 } }
+    }
+
+    /// `{service: {transport: port}}` for the ports file.
+    public var ports: [String: [Transport: Int]] {
+        var result: [String: [Transport: Int]] = [:]
+        for listener in listeners { result[listener.service, default: [:]][listener.transport] = listener.port }
+        return result
+    }
+
+    /// The port a running service listens on.
+    public func port(of service: String, transport: Transport) -> Int? {
+        listeners.first { $0.service == service && $0.transport == transport }?.port
+    }
+
+    /// Counter snapshots of every service and transport (running or not).
+    public func counters() -> [ServiceCounters.Snapshot] {
+        state.withLockedValue { $0.runtimes }.flatMap { runtime in
+            runtime.counters.keys.sorted().map { runtime.counters[$0]!.snapshot() }
+        }
+    }
+
+    /// The live counters of one service and transport.
+    public func counters(of service: String, transport: Transport) -> ServiceCounters? {
+        state.withLockedValue { $0.runtimes }.first { $0.name == service }?.counters[transport]
+    }
+
+    /// TCP connections open now, all services.
+    public var openConnections: Int {
+        state.withLockedValue { $0.runtimes }.reduce(0) { $0 + $1.openConnections }
+    }
+
+    /// Applies a re-read configuration: enables and disables services and changes limits
+    /// without dropping connections. Returns what it did (and what needs a restart).
+    @discardableResult
+    public func apply(_ newPlan: HostPlan) async -> [String] {
+        var messages: [String] = []
+        let (old, addresses, runtimes) = state.withLockedValue { ($0.plan, $0.addresses, $0.runtimes) }
+        if newPlan.bindAddresses != old.bindAddresses { messages.append("bind addresses changed: takes effect after a restart") }
+        if newPlan.portPlan != old.portPlan { messages.append("port offset changed: takes effect after a restart") }
+        for planned in newPlan.services {
+            guard let runtime = runtimes.first(where: { $0.name == planned.descriptor.name }) else { continue }
+            let previous = runtime.plan
+            let listening = runtime.isListening
+            var next = planned
+            if listening && (planned.port != previous.port || planned.transports != previous.transports) {
+                messages.append("\(runtime.name): port or transports changed: takes effect after a restart")
+                next.port = previous.port
+                next.transports = previous.transports
+            }
+            if planned.limits != previous.limits { messages.append("\(runtime.name): limits updated") }
+            runtime.replacePlan(next)
+            if planned.enabled && !listening {
+                do {
+                    try await bind(runtime, addresses: addresses)
+                    messages.append("\(runtime.name): enabled")
+                } catch {
+                    messages.append("\(runtime.name): could not be enabled: \(error)")
+                }
+            } else if !planned.enabled && listening {
+                await runtime.stopListening()
+                messages.append("\(runtime.name): disabled (open connections finish)")
+            }
+        }
+        state.withLockedValue { state in
+            var kept = newPlan
+            kept.bindAddresses = old.bindAddresses
+            kept.portPlan = old.portPlan
+            state.plan = kept
+        }
+        return messages
+    }
+
+    /// Stops accepting, lets open connections finish for up to `grace` seconds, closes the
+    /// rest, and logs the session summary.
+    public func shutdown(grace: Double) async {
+        let runtimes = state.withLockedValue { $0.runtimes }
+        for runtime in runtimes { await runtime.stopListening() }
+        let open = openConnections
+        if open > 0 {
+            logger.info("waiting for open connections to finish", metadata: ["connections": "\(open)", "grace_s": "\(grace)"])
+        }
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(grace * 1e9))
+        while openConnections > 0 && NIODeadline.now() < deadline {
+            try? await Task.sleep(nanoseconds: 20_000_000)
+        }
+        let left = openConnections
+        if left > 0 {
+            logger.notice("grace period over: closing open connections", metadata: ["connections": "\(left)"])
+            for runtime in runtimes { await runtime.closeConnections() }
+        }
+        logSummary()
+    }
+
+    /// One line per service and transport that saw traffic.
+    public func logSummary() {
+        for snapshot in counters() where snapshot.connections + snapshot.datagramsIn > 0 {
+            var metadata: Logger.Metadata = [
+                "service": "\(snapshot.service)", "transport": "\(snapshot.transport)",
+                "peers": "\(snapshot.distinctPeers)", "bytes_in": "\(snapshot.bytesIn)", "bytes_out": "\(snapshot.bytesOut)",
+                "errors": "\(snapshot.errors)",
+            ]
+            switch snapshot.transport {
+            case .tcp:
+                metadata["connections"] = "\(snapshot.connections)"
+                metadata["refused"] = "\(snapshot.refusedConnections)"
+            case .udp:
+                metadata["datagrams_in"] = "\(snapshot.datagramsIn)"
+                metadata["datagrams_out"] = "\(snapshot.datagramsOut)"
+                metadata["dropped"] = "\(snapshot.datagramsDropped)"
+            }
+            logger.notice("session summary", metadata: metadata)
+        }
+    }
+
+    // MARK: - Binding
+
+    private func bind(_ runtime: ServiceRuntime, addresses: [BindAddress]) async throws(BindError) {
+        let planned = runtime.plan
+        var bound: [Listener] = []
+        do {
+            for transport in planned.transports {
+                bound += try await bind(runtime, transport: transport, port: planned.port, addresses: addresses)
+            }
+        } catch {
+            for listener in bound { try? await listener.channel.close() }
+            throw error
+        }
+        runtime.listeners.withLockedValue { $0 = bound }
+    }
+
+    /// Binds one transport on every address, with one port for all of them: with port 0 the
+    /// first address picks it and the others follow (retried if another program took it).
+    private func bind(_ runtime: ServiceRuntime, transport: Transport, port: Int, addresses: [BindAddress]) async throws(BindError) -> [Listener] {
+        var attempt = 0
+        while true {
+            attempt += 1
+            var bound: [Listener] = []
+            var chosen = port
+            for address in addresses {
+                do {
+                    let channel = try await bindChannel(runtime, transport: transport, host: address.host, port: chosen)
+                    let actual = channel.localAddress?.port ?? chosen
+                    chosen = actual
+                    bound.append(Listener(service: runtime.name, transport: transport, address: address, port: actual, channel: channel))
+                } catch {
+                    for listener in bound { try? await listener.channel.close() }
+                    let inUse = (error as? IOError)?.errnoCode == EADDRINUSE
+                    if port == 0 && !bound.isEmpty && inUse && attempt < 10 { break }
+                    throw BindError(service: runtime.name, transport: transport, address: address.display(port: chosen), reason: BindError.reason(for: error))
+                }
+            }
+            if bound.count == addresses.count { return bound }
+        }
+    }
+
+    private func bindChannel(_ runtime: ServiceRuntime, transport: Transport, host: String, port: Int) async throws -> any Channel {
+        let logger = self.logger
+        switch transport {
+        case .tcp:
+            return try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 511)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.maxMessagesPerRead, value: 16)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try runtime.accept(channel, logger: logger) }
+                }
+                .bind(host: host, port: port).get()
+        case .udp:
+            let limits = runtime.settings.limits
+            let counters = runtime.counters[.udp]!
+            let settings = runtime.settings
+            let name = runtime.name
+            return try await DatagramBootstrap(group: group)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: limits.maxDatagram))
+                .channelOption(.maxMessagesPerRead, value: 16)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(DatagramServiceHandler(
+                            service: settings.service, name: name, counters: counters, limits: settings, logger: logger))
+                    }
+                }
+                .bind(host: host, port: port).get()
+        }
+    }
+
+    /// Whether `host` can be bound here (e.g. ::1 on a machine without IPv6).
+    static func addressIsAvailable(_ host: String) -> Bool {
+        guard let address = try? SocketAddress(ipAddress: host, port: 0) else { return false }
+        let family: Int32 = address.protocol == .inet6 ? AF_INET6 : AF_INET
+        let fd = socket(family, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return address.withSockAddr { pointer, length in
+            Glibc.bind(fd, pointer, socklen_t(length)) == 0
+        }
+    }
+}

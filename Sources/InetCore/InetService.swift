@@ -1,0 +1,88 @@
+import NIOCore
+
+/// A protocol module implements this once; the host binds it on each of its transports.
+///
+/// TCP: the host accepts a connection, installs its own accounting and idle-timeout handlers,
+/// then asks the service to add its handlers. UDP: the host reads each datagram, applies the
+/// per-source rate limit, and asks the service for the reply.
+public protocol InetService: Sendable {
+    /// Adds the service's handlers to a freshly accepted TCP connection.
+    /// Called on the channel's event loop; use `channel.pipeline.syncOperations`.
+    func configureTCPConnection(_ channel: any Channel) throws
+
+    /// The reply to one UDP datagram, or `nil` when the service sends none.
+    func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer?
+}
+
+extension InetService {
+    public func configureTCPConnection(_ channel: any Channel) throws {
+        throw ChannelError.operationUnsupported
+    }
+
+    public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        nil
+    }
+}
+
+/// What the host needs to know about a service before it creates one.
+public struct ServiceDescriptor: Sendable {
+    /// The service name, as used in config keys, the ports file and logs.
+    public var name: String
+    /// The port of the service's RFC (before any offset).
+    public var wellKnownPort: Int
+    /// The transports the service speaks.
+    public var transports: [Transport]
+    /// Keys the service accepts under `services.<name>` besides the host's common keys.
+    public var optionKeys: Set<String>
+    /// One line for `--help` and the README.
+    public var summary: String
+    /// Creates the service from its options; errors name the key.
+    public var make: @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
+
+    public init(
+        name: String,
+        wellKnownPort: Int,
+        transports: [Transport],
+        optionKeys: Set<String> = [],
+        summary: String,
+        make: @escaping @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
+    ) {
+        self.name = name
+        self.wellKnownPort = wellKnownPort
+        self.transports = transports
+        self.optionKeys = optionKeys
+        self.summary = summary
+        self.make = make
+    }
+}
+
+/// The service-specific part of `services.<name>` in the config, and where the host keeps data.
+public struct ServiceOptions: Sendable {
+    /// The service's map in the config (`nil` when the config does not mention the service).
+    public var reader: ConfigReader?
+    /// The host's data folder (`data_dir`).
+    public var dataDirectory: String
+    /// The folder of the config file, against which relative paths are resolved.
+    public var configDirectory: String
+
+    public init(reader: ConfigReader?, dataDirectory: String, configDirectory: String) {
+        self.reader = reader
+        self.dataDirectory = dataDirectory
+        self.configDirectory = configDirectory
+    }
+
+    public func string(_ key: String) throws(ConfigError) -> String? {
+        try reader?.string(key)
+    }
+
+    /// A path option, resolved against the config file's folder when relative.
+    public func path(_ key: String) throws(ConfigError) -> String? {
+        guard let value = try string(key) else { return nil }
+        if value.hasPrefix("/") || configDirectory.isEmpty { return value }
+        return configDirectory + "/" + value
+    }
+
+    public func error(_ key: String, _ message: String) -> ConfigError {
+        reader?.error(key, message) ?? ConfigError(file: "<defaults>", key: key, line: nil, message: message)
+    }
+}

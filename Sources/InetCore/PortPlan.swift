@@ -1,0 +1,74 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The one port rule: well-known ports when the process may bind them, else everything moves
+/// by 10000; an explicit offset always applies; a service's own `port` wins over both.
+public struct PortPlan: Sendable, Equatable {
+    /// The offset used when none is given and well-known ports cannot be bound.
+    public static let unprivilegedOffset = 10_000
+
+    /// The offset in force.
+    public var offset: Int
+
+    public init(offset: Int) {
+        self.offset = offset
+    }
+
+    public init(explicitOffset: Int?, canBindPrivilegedPorts: Bool) {
+        if let explicitOffset {
+            offset = explicitOffset
+        } else {
+            offset = canBindPrivilegedPorts ? 0 : Self.unprivilegedOffset
+        }
+    }
+
+    /// The port a service binds: its configured port if any, else well-known + offset.
+    public func port(wellKnown: Int, configured: Int? = nil) -> Int {
+        configured ?? (wellKnown + offset)
+    }
+
+    /// Whether this process may bind ports below 1024: root, CAP_NET_BIND_SERVICE, or a
+    /// lowered `net.ipv4.ip_unprivileged_port_start`.
+    public static func processCanBindPrivilegedPorts(lowestPort: Int = 1) -> Bool {
+        #if os(Linux)
+        if geteuid() == 0 { return true }
+        if let status = readSmallFile("/proc/self/status") {
+            for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
+                let hex = line.dropFirst("CapEff:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })
+                if let caps = UInt64(hex, radix: 16), caps & (1 << 10) != 0 { return true }
+            }
+        }
+        if let text = readSmallFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+           let start = Int(text.filter { !$0.isWhitespace }), start <= lowestPort {
+            return true
+        }
+        return false
+        #else
+        return geteuid() == 0
+        #endif
+    }
+
+    private static func readSmallFile(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var result = ""
+        var buffer = [CChar](repeating: 0, count: 4096)
+        while fgets(&buffer, Int32(buffer.count), file) != nil {
+            result += String(cString: buffer)
+        }
+        return result
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingPrefix(while predicate: (Character) -> Bool) -> Substring {
+        var slice = self
+        while let first = slice.first, predicate(first) { slice = slice.dropFirst() }
+        return slice
+    }
+}

@@ -1,0 +1,129 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import Synchronization
+
+/// What can change on SIGHUP without dropping connections: the limits and the service object
+/// (its options). Handlers check the generation, a single atomic load, before re-reading.
+public final class LimitsBox: Sendable {
+    private let state: NIOLockedValueBox<(Limits, any InetService, Int)>
+    private let generationValue = Atomic<Int>(0)
+
+    init(limits: Limits, service: any InetService) {
+        state = NIOLockedValueBox((limits, service, 0))
+    }
+
+    var generation: Int { generationValue.load(ordering: .acquiring) }
+
+    var current: (Limits, Int) {
+        state.withLockedValue { ($0.0, $0.2) }
+    }
+
+    var service: any InetService {
+        state.withLockedValue { $0.1 }
+    }
+
+    var limits: Limits {
+        state.withLockedValue { $0.0 }
+    }
+
+    func update(limits: Limits, service: any InetService) {
+        let next = state.withLockedValue { value -> Int in
+            value = (limits, service, value.2 + 1)
+            return value.2
+        }
+        generationValue.store(next, ordering: .releasing)
+    }
+}
+
+/// A bound socket of one service.
+public struct Listener: Sendable {
+    public var service: String
+    public var transport: Transport
+    public var address: BindAddress
+    public var port: Int
+    let channel: any Channel
+
+    /// `address:port` as printed in the table.
+    public var display: String { address.display(port: port) }
+}
+
+/// One service while the host runs it: its counters, its listeners and open connections.
+final class ServiceRuntime: Sendable {
+    let name: String
+    let settings: LimitsBox
+    let counters: [Transport: ServiceCounters]
+    let listeners = NIOLockedValueBox<[Listener]>([])
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    private let planned = NIOLockedValueBox<PlannedService?>(nil)
+
+    init(planned service: PlannedService) {
+        name = service.descriptor.name
+        settings = LimitsBox(limits: service.limits, service: service.service)
+        counters = Dictionary(uniqueKeysWithValues: service.descriptor.transports.map {
+            ($0, ServiceCounters(service: service.descriptor.name, transport: $0))
+        })
+        planned.withLockedValue { $0 = service }
+    }
+
+    var plan: PlannedService { planned.withLockedValue { $0! } }
+
+    func replacePlan(_ service: PlannedService) {
+        planned.withLockedValue { $0 = service }
+        settings.update(limits: service.limits, service: service.service)
+    }
+
+    var isListening: Bool { listeners.withLockedValue { !$0.isEmpty } }
+
+    var openConnections: Int { connections.withLockedValue { $0.count } }
+
+    /// Sets up one accepted TCP connection (on its event loop).
+    func accept(_ channel: any Channel, logger: Logger) throws {
+        let counters = self.counters[.tcp]!
+        let (limits, _) = settings.current
+        counters.connections.bump(1)
+        let peer = channel.remoteAddress
+        counters.notePeer(peer?.ipAddress ?? "?")
+        let active = counters.activeConnections.wrappingAdd(1, ordering: .relaxed).newValue
+        let sync = channel.pipeline.syncOperations
+        guard active <= limits.maxConnections else {
+            counters.activeConnections.bump(-1)
+            counters.refusedConnections.bump(1)
+            logger.warning("connection", metadata: [
+                "service": "\(name)", "transport": "tcp", "peer": "\(peer?.logDescription ?? "?")",
+                "duration_ms": "0.0", "bytes_in": "0", "bytes_out": "0",
+                "outcome": "refused: max_connections \(limits.maxConnections) reached",
+            ])
+            try sync.addHandler(RefuseConnectionHandler())
+            return
+        }
+        let id = ObjectIdentifier(channel)
+        connections.withLockedValue { $0[id] = channel }
+        channel.closeFuture.whenComplete { [connections] _ in
+            connections.withLockedValue { _ = $0.removeValue(forKey: id) }
+        }
+        let idle = TimeAmount.nanoseconds(Int64(limits.idleTimeout * 1e9))
+        try sync.addHandler(IdleStateHandler(allTimeout: idle))
+        try sync.addHandler(ConnectionAccountingHandler(counters: counters, logger: logger, peer: peer?.logDescription ?? "?"))
+        try settings.service.configureTCPConnection(channel)
+    }
+
+    /// Closes every listener; open connections go on.
+    func stopListening() async {
+        let current = listeners.withLockedValue { list -> [Listener] in
+            defer { list.removeAll() }
+            return list
+        }
+        for listener in current {
+            try? await listener.channel.close()
+        }
+    }
+
+    /// Closes every open connection now.
+    func closeConnections() async {
+        let open = connections.withLockedValue { Array($0.values) }
+        for channel in open {
+            try? await channel.close()
+        }
+    }
+}

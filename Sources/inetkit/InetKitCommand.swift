@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct InetKitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inetkit",
+        abstract: "A host of the classic Internet services, and the clients that talk to them.",
+        subcommands: [
+            ServeCommand.self,
+            EchoCommand.self, DiscardCommand.self, DaytimeCommand.self,
+            QotdCommand.self, ChargenCommand.self, TimeCommand.self,
+            ProbeCommand.self,
+        ]
+    )
+}

@@ -1,0 +1,154 @@
+import ArgumentParser
+import InetCore
+import InetSimple
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every service this build of InetKit can run.
+let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the host: every enabled service on its TCP and UDP ports, until SIGTERM or SIGINT.",
+        discussion: """
+            With no options it serves echo, discard, daytime, qotd, chargen and time on 127.0.0.1 and ::1, \
+            on their well-known ports when this process may bind them, else on port + 10000. \
+            SIGHUP re-reads --config; SIGTERM/SIGINT stop accepting and let connections finish \
+            within shutdown_grace (default 10 s).
+            """
+    )
+
+    @Option(name: .long, help: "YAML configuration file (every key optional).")
+    var config: String?
+
+    @Option(name: .long, help: "Add N to every well-known port (default: 0 if ports < 1024 can be bound, else 10000).")
+    var portOffset: Int?
+
+    @Option(name: .long, help: "Address to listen on; repeat for several (default 127.0.0.1 and ::1).")
+    var bind: [String] = []
+
+    @Option(name: .long, help: "Run only these services (comma-separated), e.g. echo,daytime.")
+    var services: String?
+
+    @Option(name: .long, help: "Once every listener is bound, write {service: {tcp: port, udp: port}} as JSON here.")
+    var portsFile: String?
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (default info).")
+    var logLevel: String?
+
+    @Option(name: .long, help: "text or json (one object per line).")
+    var logFormat: String?
+
+    func validate() throws {
+        if let portOffset, !(0...65_000).contains(portOffset) { throw ValidationError("--port-offset must be 0...65000") }
+        if let logLevel, Logger.Level(rawValue: logLevel.lowercased()) == nil { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
+        if let logFormat, LogFormat(rawValue: logFormat) == nil { throw ValidationError("--log-format must be text or json") }
+    }
+
+    func run() async throws {
+        let fileConfig: HostConfig
+        do {
+            fileConfig = try loadConfig()
+        } catch {
+            fail("\(error)", code: 2)
+        }
+        let level = logLevel.flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? fileConfig.logLevel ?? .info
+        let format = logFormat.flatMap(LogFormat.init(rawValue:)) ?? fileConfig.logFormat ?? .text
+        LoggingSystem.bootstrap { label in InetLogHandler(label: label, level: level, format: format) }
+        let logger = Logger(label: "inetkit")
+
+        let overrides = HostOverrides(
+            bind: bind.isEmpty ? nil : bind,
+            portOffset: portOffset,
+            onlyServices: services.map { $0.split(separator: ",").map { String($0).trimmingSpaces } })
+        let privileged = PortPlan.processCanBindPrivilegedPorts(lowestPort: serviceCatalog.map(\.wellKnownPort).min() ?? 1)
+        let plan: HostPlan
+        do {
+            plan = try HostPlan.make(config: fileConfig, overrides: overrides, catalog: serviceCatalog, canBindPrivilegedPorts: privileged)
+        } catch {
+            fail("\(error)", code: 2)
+        }
+
+        let group = MultiThreadedEventLoopGroup.singleton
+        let host = InetHost(plan: plan, group: group, logger: logger)
+        let portsFile = self.portsFile
+        let reloadPlan: @Sendable () throws -> HostPlan = { [self] in
+            try HostPlan.make(config: try loadConfig(), overrides: overrides, catalog: serviceCatalog, canBindPrivilegedPorts: privileged)
+        }
+        let hostService = HostService(
+            host: host, logger: logger, reloadPlan: reloadPlan,
+            onReady: { host in
+                print(PortsReport.table(host.listeners, offset: host.plan.portPlan.offset), terminator: "")
+                fflush(nil)
+                if let portsFile { try PortsReport.writeJSON(host.ports, order: serviceCatalog.map(\.name), to: portsFile) }
+            },
+            onReload: { host, _ in
+                if let portsFile {
+                    do {
+                        try PortsReport.writeJSON(host.ports, order: serviceCatalog.map(\.name), to: portsFile)
+                    } catch {
+                        logger.error("cannot write the ports file", metadata: ["error": "\(error)"])
+                    }
+                }
+            })
+        var groupLogger = logger
+        groupLogger.logLevel = .warning
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: [.init(service: hostService)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: groupLogger))
+        do {
+            try await serviceGroup.run()
+        } catch let error as BindError {
+            fail("\(error)", code: 1)
+        } catch {
+            fail("\(error)", code: 1)
+        }
+    }
+
+    private func loadConfig() throws -> HostConfig {
+        guard let path = config else { return HostConfig() }
+        guard let text = readTextFile(path) else {
+            throw ConfigError(file: path, key: nil, line: nil, message: "cannot read the file")
+        }
+        return try HostConfig.parse(yaml: text, file: path, catalog: serviceCatalog)
+    }
+}
+
+/// Prints `inetkit: error: ...` on standard error and exits.
+func fail(_ message: String, code: Int32) -> Never {
+    FileHandle.standardError.write(Data("inetkit: error: \(message)\n".utf8))
+    exit(code)
+}
+
+func readTextFile(_ path: String) -> String? {
+    guard let file = fopen(path, "rb") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = fread(&chunk, 1, chunk.count, file)
+        if count == 0 { break }
+        bytes += chunk[0..<count]
+        if bytes.count > 16 << 20 { return nil }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+extension StringProtocol {
+    var trimmingSpaces: String {
+        var slice = Substring(self)
+        while slice.first == " " { slice = slice.dropFirst() }
+        while slice.last == " " { slice = slice.dropLast() }
+        return String(slice)
+    }
+}
