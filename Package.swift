@@ -62,6 +62,7 @@ let package = Package(
             name: "InetCoreTests",
             dependencies: [
                 "InetCore",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

@@ -69,6 +69,11 @@ public struct HostConfig: Sendable {
                 }
                 let reader = try services.map(name) ?? ConfigReader(.map([], line: 0), file: file, path: services.keyPath(name))
                 try reader.rejectUnknownKeys(allowed: commonServiceKeys.union(descriptor.optionKeys))
+                // Check the common keys' values now, so a bad one is reported by parse alone.
+                _ = try reader.bool("enabled")
+                _ = try reader.int("port", range: 0...65_535)
+                _ = try reader.stringList("transports")
+                _ = try config.limits.overridden(by: reader)
                 config.services[name] = reader
             }
         }

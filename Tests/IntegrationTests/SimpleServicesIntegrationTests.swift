@@ -1,0 +1,209 @@
+import InetCore
+import InetSimple
+import NIOCore
+import NIOPosix
+import Synchronization
+import XCTest
+
+final class SimpleServicesIntegrationTests: XCTestCase {
+    private let client = SimpleClient(group: HostHarness.group)
+
+    func testEveryServiceAnswersOnTCPAndUDP() async throws {
+        let bind = HostHarness.ipv6Available ? ["127.0.0.1", "::1"] : ["127.0.0.1"]
+        let host = try await HostHarness.start(bind: bind)
+        for kind in SimpleKind.allCases {
+            for transport in Transport.allCases {
+                let port = try XCTUnwrap(host.port(of: kind.rawValue, transport: transport))
+                for address in bind {
+                    let result = await client.exchange(SimpleRequest(kind: kind, transport: transport), target: Target(host: address, port: port))
+                    XCTAssertTrue(result.ok, "\(kind) \(transport) \(address): \(result.detail)")
+                }
+            }
+        }
+        XCTAssertEqual(host.ports["echo"]?.count, 2, "each service has a TCP and a UDP listener")
+        await host.shutdown(grace: 1)
+    }
+
+    func testManyClientsAtOnceOnEveryTransport() async throws {
+        let host = try await HostHarness.start("limits: { udp_rate: 0 }\n", only: ["echo", "daytime"])
+        for kind in [SimpleKind.echo, .daytime] {
+            for transport in Transport.allCases {
+                let target = Target(host: "127.0.0.1", port: host.port(of: kind.rawValue, transport: transport)!)
+                let results = await client.run(SimpleRequest(kind: kind, transport: transport), targets: [target], count: 400, concurrency: 100)
+                XCTAssertEqual(results.count, 400)
+                let failures = results.filter { !$0.ok }.map(\.detail)
+                XCTAssertEqual(failures, [], "\(kind)/\(transport)")
+            }
+        }
+        XCTAssertEqual(host.counters(of: "echo", transport: .tcp)?.connections.load(ordering: .relaxed), 400)
+        XCTAssertEqual(host.counters(of: "echo", transport: .udp)?.datagramsOut.load(ordering: .relaxed), 400)
+        await host.shutdown(grace: 1)
+    }
+
+    func testLargeEchoComesBackWhole() async throws {
+        let host = try await HostHarness.start(only: ["echo"])
+        let target = Target(host: "127.0.0.1", port: host.port(of: "echo", transport: .tcp)!)
+        let result = await client.exchange(SimpleRequest(kind: .echo, transport: .tcp, payload: .pattern(8 << 20), timeout: 60), target: target)
+        XCTAssertTrue(result.ok, result.detail)
+        XCTAssertEqual(result.bytesReceived, 8 << 20)
+        await host.shutdown(grace: 1)
+    }
+
+    func testConnectionOverTheLimitIsClosedAtOnce() async throws {
+        let host = try await HostHarness.start("services:\n  echo: { max_connections: 2 }\n", only: ["echo"])
+        let port = host.port(of: "echo", transport: .tcp)!
+        let first = try await HostHarness.connectBare(port: port)
+        let second = try await HostHarness.connectBare(port: port)
+        let openTwo = await HostHarness.eventually(within: 2) { host.openConnections == 2 }
+        XCTAssertTrue(openTwo)
+        let started = NIODeadline.now()
+        let refused = await client.exchange(SimpleRequest(kind: .echo, transport: .tcp, timeout: 5), target: Target(host: "127.0.0.1", port: port))
+        XCTAssertFalse(refused.ok)
+        XCTAssertLessThan((NIODeadline.now() - started).nanoseconds, 2_000_000_000, "refused promptly, not left hanging: \(refused.detail)")
+        XCTAssertEqual(host.counters(of: "echo", transport: .tcp)?.refusedConnections.load(ordering: .relaxed), 1)
+        try await first.close()
+        let belowLimit = await HostHarness.eventually(within: 2) { host.openConnections == 1 }
+        XCTAssertTrue(belowLimit)
+        let accepted = await client.exchange(SimpleRequest(kind: .echo, transport: .tcp), target: Target(host: "127.0.0.1", port: port))
+        XCTAssertTrue(accepted.ok, accepted.detail)
+        try await second.close()
+        await host.shutdown(grace: 1)
+    }
+
+    func testIdleConnectionIsClosedAfterTimeout() async throws {
+        let host = try await HostHarness.start("services:\n  echo: { idle_timeout: 300ms }\n", only: ["echo"])
+        let connection = try await HostHarness.connectBare(port: host.port(of: "echo", transport: .tcp)!)
+        let started = NIODeadline.now()
+        let closed = await HostHarness.eventually(within: 5) { !connection.isActive }
+        XCTAssertTrue(closed)
+        XCTAssertGreaterThan((NIODeadline.now() - started).nanoseconds, 250_000_000)
+        XCTAssertEqual(host.counters(of: "echo", transport: .tcp)?.errors.load(ordering: .relaxed), 1, "an idle timeout counts as an error")
+        await host.shutdown(grace: 1)
+    }
+
+    func testChargenClientThatNeverReadsCostsBoundedMemory() async throws {
+        let host = try await HostHarness.start("services:\n  chargen: { idle_timeout: 3s }\n", only: ["chargen"])
+        let port = host.port(of: "chargen", transport: .tcp)!
+        let channel = try await ClientBootstrap(group: HostHarness.group)
+            .channelOption(.autoRead, value: false)
+            .connect(host: "127.0.0.1", port: port).get()
+        try await Task.sleep(nanoseconds: 500_000_000)
+        let before = HostHarness.residentBytes()
+        let sentBefore = host.counters(of: "chargen", transport: .tcp)!.bytesOut.load(ordering: .relaxed)
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        let after = HostHarness.residentBytes()
+        let sentAfter = host.counters(of: "chargen", transport: .tcp)!.bytesOut.load(ordering: .relaxed)
+        XCTAssertLessThan(after - before, 32 << 20, "the server must stop generating while the client does not read")
+        XCTAssertEqual(sentBefore, sentAfter, "nothing more reaches the socket once its buffers are full")
+        // The idle timeout ends the stalled connection.
+        let closed = await HostHarness.eventually(within: 10) { host.openConnections == 0 }
+        XCTAssertTrue(closed)
+        try? await channel.close()
+        await host.shutdown(grace: 1)
+    }
+
+    func testPortInUseStopsStartWithServiceTransportAndAddress() async throws {
+        let blocker = try await ServerBootstrap(group: HostHarness.group).bind(host: "127.0.0.1", port: 0).get()
+        let port = blocker.localAddress!.port!
+        var plan = try HostHarness.plan(only: ["echo"])
+        plan.services[0].port = port
+        let host = InetHost(plan: plan, group: HostHarness.group, logger: HostHarness.quietLogger)
+        do {
+            try await host.start()
+            XCTFail("start must fail while the port is taken")
+        } catch {
+            XCTAssertEqual(error.description, "cannot bind echo/tcp on 127.0.0.1:\(port): Address already in use (another program holds this port)")
+        }
+        XCTAssertTrue(host.listeners.isEmpty, "nothing stays bound after a failed start")
+        try await blocker.close()
+    }
+
+    func testReloadEnablesAndDisablesServicesWithoutDroppingConnections() async throws {
+        let host = try await HostHarness.start(only: ["echo", "time"])
+        let echoPort = host.port(of: "echo", transport: .tcp)!
+        let held = try await HostHarness.connect(port: echoPort)
+        var next = try HostHarness.plan("services:\n  echo: { max_connections: 5 }\n", only: ["daytime", "time"])
+        next.services = next.services.map { var s = $0; s.port = 0; return s }
+        let changes = await host.apply(next)
+        XCTAssertTrue(changes.contains("echo: disabled (open connections finish)"), "\(changes)")
+        XCTAssertTrue(changes.contains("daytime: enabled"), "\(changes)")
+        XCTAssertNil(host.port(of: "echo", transport: .tcp))
+        let daytime = await client.exchange(SimpleRequest(kind: .daytime, transport: .udp), target: Target(host: "127.0.0.1", port: host.port(of: "daytime", transport: .udp)!))
+        XCTAssertTrue(daytime.ok, daytime.detail)
+        let refused = await client.exchange(SimpleRequest(kind: .echo, transport: .tcp), target: Target(host: "127.0.0.1", port: echoPort))
+        XCTAssertEqual(refused.detail, "refused")
+        // The connection made before the reload still echoes.
+        try await held.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "still here"))
+            var iterator = inbound.makeAsyncIterator()
+            let reply = try await iterator.next()
+            XCTAssertEqual(reply.map { String(buffer: $0) }, "still here")
+        }
+        await host.shutdown(grace: 1)
+    }
+
+    func testShutdownLetsConnectionsFinishWithinGrace() async throws {
+        let host = try await HostHarness.start(only: ["echo"])
+        let port = host.port(of: "echo", transport: .tcp)!
+        let connection = try await HostHarness.connect(port: port)
+        let accepted = await HostHarness.eventually(within: 2) { host.openConnections == 1 }
+        XCTAssertTrue(accepted)
+        let started = NIODeadline.now()
+        let shutdown = Task { await host.shutdown(grace: 1.0) }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        // New connections are refused, the open one still works during the grace period.
+        let late = await client.exchange(SimpleRequest(kind: .echo, transport: .tcp), target: Target(host: "127.0.0.1", port: port))
+        XCTAssertEqual(late.detail, "refused")
+        try await connection.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "during grace"))
+            var iterator = inbound.makeAsyncIterator()
+            let echoed = try await iterator.next().map { String(buffer: $0) }
+            XCTAssertEqual(echoed, "during grace")
+            // The host closes it when the grace period is over.
+            let end = try await iterator.next()
+            XCTAssertNil(end)
+        }
+        await shutdown.value
+        let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+        XCTAssertGreaterThan(elapsed, 0.9)
+        XCTAssertLessThan(elapsed, 3)
+    }
+
+    func testShutdownWithoutConnectionsIsImmediate() async throws {
+        let host = try await HostHarness.start()
+        let started = NIODeadline.now()
+        await host.shutdown(grace: 10)
+        XCTAssertLessThan((NIODeadline.now() - started).nanoseconds, 1_000_000_000)
+    }
+
+    func testUDPRepliesAreRateLimitedPerSource() async throws {
+        let host = try await HostHarness.start("services:\n  chargen: { udp_rate: 5, udp_burst: 5 }\n", only: ["chargen"])
+        let target = Target(host: "127.0.0.1", port: host.port(of: "chargen", transport: .udp)!)
+        let started = NIODeadline.now()
+        let results = await client.run(SimpleRequest(kind: .chargen, transport: .udp, timeout: 0.1), targets: [target], count: 30, concurrency: 1)
+        let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+        let answered = results.filter(\.ok).count
+        XCTAssertGreaterThanOrEqual(answered, 5)
+        XCTAssertLessThanOrEqual(Double(answered), 5 + 5 * elapsed + 1, "a burst of 5, then 5 per second")
+        XCTAssertLessThan(answered, 30)
+        let dropped = host.counters(of: "chargen", transport: .udp)!.datagramsDropped.load(ordering: .relaxed)
+        XCTAssertEqual(dropped, 30 - answered)
+        await host.shutdown(grace: 1)
+    }
+
+    func testClientReportsRefusedAndTimedOut() async throws {
+        // A port nobody listens on: TCP is refused, UDP gets ICMP port unreachable.
+        let blocker = try await DatagramBootstrap(group: HostHarness.group).bind(host: "127.0.0.1", port: 0).get()
+        let port = blocker.localAddress!.port!
+        try await blocker.close()
+        let tcp = await client.exchange(SimpleRequest(kind: .daytime, transport: .tcp, timeout: 2), target: Target(host: "127.0.0.1", port: port))
+        XCTAssertEqual(tcp.detail, "refused")
+        let udp = await client.exchange(SimpleRequest(kind: .daytime, transport: .udp, timeout: 2), target: Target(host: "127.0.0.1", port: port))
+        XCTAssertEqual(udp.detail, "refused")
+        // A UDP socket that never answers.
+        let silent = try await DatagramBootstrap(group: HostHarness.group).bind(host: "127.0.0.1", port: 0).get()
+        let quiet = await client.exchange(SimpleRequest(kind: .time, transport: .udp, timeout: 0.3), target: Target(host: "127.0.0.1", port: silent.localAddress!.port!))
+        XCTAssertEqual(quiet.detail, "timed out")
+        try await silent.close()
+    }
+}
