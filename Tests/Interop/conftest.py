@@ -1,0 +1,118 @@
+"""Shared helpers: start the real `inetkit serve` binary on free ports and stop it."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SERVICES = ["echo", "discard", "daytime", "qotd", "chargen", "time"]
+
+
+def inetkit_binary():
+    path = os.environ.get("INETKIT_BIN")
+    if path:
+        return path
+    out = subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return os.path.join(out.stdout.strip(), "inetkit")
+
+
+BIN = inetkit_binary()
+
+
+def ipv6_available():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class Server:
+    """One `inetkit serve` process with its own folder, config and ports file."""
+
+    def __init__(self, config="", args=(), env=None, wait=True):
+        self.dir = tempfile.mkdtemp(prefix="inetkit-test-")
+        self.config_path = os.path.join(self.dir, "config.yaml")
+        self.ports_path = os.path.join(self.dir, "ports.json")
+        self.write_config(config)
+        self.stdout = open(os.path.join(self.dir, "stdout"), "w+")
+        self.stderr = open(os.path.join(self.dir, "stderr"), "w+")
+        cmd = [BIN, "serve", "--config", self.config_path, "--ports-file", self.ports_path, *args]
+        self.proc = subprocess.Popen(cmd, stdout=self.stdout, stderr=self.stderr, cwd=self.dir,
+                                     env={**os.environ, **(env or {})})
+        if wait:
+            self.wait_ready()
+
+    def write_config(self, text):
+        with open(self.config_path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(self.config_path + ".tmp", self.config_path)
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(self.ports_path):
+                with open(self.ports_path) as f:
+                    self.ports = json.load(f)
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}: {self.read_stderr()}")
+            time.sleep(0.02)
+        raise AssertionError("server did not write its ports file in time: " + self.read_stderr())
+
+    def reload_ports(self):
+        with open(self.ports_path) as f:
+            self.ports = json.load(f)
+        return self.ports
+
+    def port(self, service, transport="tcp"):
+        return self.ports[service][transport]
+
+    def read_stderr(self):
+        self.stderr.flush()
+        with open(self.stderr.name) as f:
+            return f.read()
+
+    def read_stdout(self):
+        self.stdout.flush()
+        with open(self.stdout.name) as f:
+            return f.read()
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def all_on_port_zero(extra=""):
+    bind = '[127.0.0.1, "::1"]' if ipv6_available() else "[127.0.0.1]"
+    lines = [f"bind: {bind}", "shutdown_grace: 1", "limits: { udp_rate: 0 }", "services:"]
+    lines += [f"  {name}: {{ port: 0 }}" for name in SERVICES]
+    return "\n".join(lines) + "\n" + extra
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server(all_on_port_zero())
+    yield s
+    assert s.stop() == 0
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
