@@ -54,6 +54,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        raiseOpenFileLimit()
         let fileConfig: HostConfig
         do {
             fileConfig = try loadConfig()
@@ -122,6 +123,16 @@ struct ServeCommand: AsyncParsableCommand {
         }
         return try HostConfig.parse(yaml: text, file: path, catalog: serviceCatalog)
     }
+}
+
+/// Lifts the soft limit on open files to the hard limit, as nginx and Go programs do: the
+/// default soft limit (often 1024) is less than the 1024 connections a service may hold by
+/// default. Failure is harmless; the host then refuses what it cannot accept.
+func raiseOpenFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 /// Prints `inetkit: error: ...` on standard error and exits.

@@ -3,6 +3,7 @@ import InetSimple
 import NIOCore
 import NIOPosix
 import Synchronization
+import Foundation
 import XCTest
 
 final class SimpleServicesIntegrationTests: XCTestCase {
@@ -205,5 +206,18 @@ final class SimpleServicesIntegrationTests: XCTestCase {
         let quiet = await client.exchange(SimpleRequest(kind: .time, transport: .udp, timeout: 0.3), target: Target(host: "127.0.0.1", port: silent.localAddress!.port!))
         XCTAssertEqual(quiet.detail, "timed out")
         try await silent.close()
+    }
+}
+
+final class ShippedFilesTests: XCTestCase {
+    func testExampleConfigInContribLoads() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = root.appendingPathComponent("contrib/inetkit.yaml").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let config = try HostConfig.parse(yaml: text, file: path, catalog: SimpleServices.catalog)
+        let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: SimpleServices.catalog, canBindPrivilegedPorts: true)
+        XCTAssertEqual(plan.services.filter(\.enabled).count, 6)
+        XCTAssertEqual(plan.services.first { $0.descriptor.name == "chargen" }?.limits.udpRate, 10)
+        XCTAssertEqual(config.limits, Limits(), "the example shows the defaults")
     }
 }

@@ -227,3 +227,53 @@ def test_probe_lists_every_service_and_transport(server):
     rows = [line.split() for line in out.stdout.splitlines()[1:]]
     assert len(rows) == 12
     assert all(row[4] == "up" for row in rows), out.stdout
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_a_thousand_clients_at_once(server):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    socks = [socket.create_connection(("127.0.0.1", server.port("echo")), timeout=10) for _ in range(1000)]
+    try:
+        for i, s in enumerate(socks):
+            s.sendall(b"%d\n" % i)
+        for i, s in enumerate(socks):
+            assert s.recv(100) == b"%d\n" % i
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_udp_flood_does_not_grow_memory():
+    """300k datagrams from one source at full speed: most are dropped by the rate limiter and
+    the server's memory stays flat."""
+    s = Server(all_on_port_zero().replace("limits: { udp_rate: 0 }", "limits: { udp_rate: 50 }"), args=["--log-level", "warning"])
+    port = s.port("echo", "udp")
+    before = rss_kib(s.proc.pid)
+    payload = b"x" * 512
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.setblocking(False)
+        for _ in range(300_000):
+            try:
+                u.sendto(payload, ("127.0.0.1", port))
+            except BlockingIOError:
+                time.sleep(0.0005)
+    time.sleep(0.5)
+    after = rss_kib(s.proc.pid)
+    assert after - before < 32 * 1024, f"RSS grew from {before} KiB to {after} KiB"
+    assert "udp rate limit reached" in s.read_stderr()
+    # The server still answers other clients... and this one, once it slows down.
+    time.sleep(2.5)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.settimeout(3)
+        u.sendto(b"after", ("127.0.0.1", port))
+        assert u.recvfrom(100)[0] == b"after"
+    assert s.stop() == 0
