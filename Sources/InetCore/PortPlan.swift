@@ -37,13 +37,13 @@ public struct PortPlan: Sendable, Equatable {
     public static func processCanBindPrivilegedPorts(lowestPort: Int = 1) -> Bool {
         #if os(Linux)
         if geteuid() == 0 { return true }
-        if let status = readSmallFile("/proc/self/status") {
+        if let status = readTextFile("/proc/self/status") {
             for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
                 let hex = line.dropFirst("CapEff:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })
                 if let caps = UInt64(hex, radix: 16), caps & (1 << 10) != 0 { return true }
             }
         }
-        if let text = readSmallFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+        if let text = readTextFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
            let start = Int(text.filter { !$0.isWhitespace }), start <= lowestPort {
             return true
         }
@@ -51,17 +51,6 @@ public struct PortPlan: Sendable, Equatable {
         #else
         return geteuid() == 0
         #endif
-    }
-
-    private static func readSmallFile(_ path: String) -> String? {
-        guard let file = fopen(path, "r") else { return nil }
-        defer { fclose(file) }
-        var result = ""
-        var buffer = [CChar](repeating: 0, count: 4096)
-        while fgets(&buffer, Int32(buffer.count), file) != nil {
-            result += String(cString: buffer)
-        }
-        return result
     }
 }
 

@@ -18,8 +18,8 @@ public struct QotdService: InetService {
         summary: "sends a short quotation (RFC 865)"
     ) { options throws(ConfigError) in
         guard let path = try options.path("file") else { return QotdService(quotes: QotdService.builtIn) }
-        guard let text = readWholeFile(path) else {
-            throw options.error("file", "cannot read '\(path)'")
+        guard let text = readTextFile(path, limit: 1 << 20) else {
+            throw options.error("file", "cannot read '\(path)' (missing, unreadable or over 1 MiB)")
         }
         do throws(QotdService.ParseError) {
             return QotdService(quotes: try QotdService.parse(text))
@@ -116,19 +116,4 @@ extension Substring {
         while let last = slice.last, last == " " || last == "\t" || last == "\r" { slice = slice.dropLast() }
         return slice
     }
-}
-
-/// Reads a small text file at startup (not on an event loop). Files over 1 MiB are refused.
-func readWholeFile(_ path: String, limit: Int = 1 << 20) -> String? {
-    guard let file = fopen(path, "rb") else { return nil }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let count = fread(&chunk, 1, chunk.count, file)
-        if count == 0 { break }
-        bytes += chunk[0..<count]
-        if bytes.count > limit { return nil }
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }

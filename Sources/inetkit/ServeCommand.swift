@@ -141,20 +141,6 @@ func fail(_ message: String, code: Int32) -> Never {
     exit(code)
 }
 
-func readTextFile(_ path: String) -> String? {
-    guard let file = fopen(path, "rb") else { return nil }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let count = fread(&chunk, 1, chunk.count, file)
-        if count == 0 { break }
-        bytes += chunk[0..<count]
-        if bytes.count > 16 << 20 { return nil }
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}
-
 extension StringProtocol {
     var trimmingSpaces: String {
         var slice = Substring(self)

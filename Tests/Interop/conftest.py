@@ -36,15 +36,18 @@ def ipv6_available():
 class Server:
     """One `inetkit serve` process with its own folder, config and ports file."""
 
-    def __init__(self, config="", args=(), env=None, wait=True):
+    def __init__(self, config="", args=(), env=None, wait=True, files=None):
         self.dir = tempfile.mkdtemp(prefix="inetkit-test-")
+        for name, text in (files or {}).items():
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(text)
         self.config_path = os.path.join(self.dir, "config.yaml")
         self.ports_path = os.path.join(self.dir, "ports.json")
         self.write_config(config)
         self.stdout = open(os.path.join(self.dir, "stdout"), "w+")
         self.stderr = open(os.path.join(self.dir, "stderr"), "w+")
         cmd = [BIN, "serve", "--config", self.config_path, "--ports-file", self.ports_path, *args]
-        self.proc = subprocess.Popen(cmd, stdout=self.stdout, stderr=self.stderr, cwd=self.dir,
+        self.proc = subprocess.Popen(cmd, stdout=self.stdout, stderr=self.stderr, cwd=tempfile.mkdtemp(prefix="inetkit-cwd-"),
                                      env={**os.environ, **(env or {})})
         if wait:
             self.wait_ready()

@@ -277,3 +277,28 @@ def test_udp_flood_does_not_grow_memory():
         u.sendto(b"after", ("127.0.0.1", port))
         assert u.recvfrom(100)[0] == b"after"
     assert s.stop() == 0
+
+
+def test_qotd_serves_quotes_from_a_configured_file():
+    # A relative path is resolved against the config file's folder, whatever the working folder.
+    s = Server("bind: [127.0.0.1]\nservices:\n  qotd: { port: 0, file: quotes.txt }\n", args=["--services", "qotd"],
+               files={"quotes.txt": "First quote.\n%\nSecond quote,\non two lines.\n"})
+    seen = set()
+    for _ in range(40):
+        with socket.create_connection(("127.0.0.1", s.port("qotd")), timeout=3) as c:
+            data = b""
+            while chunk := c.recv(1000):
+                data += chunk
+            seen.add(data)
+    assert seen == {b"First quote.\r\n", b"Second quote,\r\non two lines.\r\n"}
+    assert s.stop() == 0
+
+
+def test_qotd_file_with_an_overlong_quote_stops_startup_with_file_and_line():
+    d = tempfile.mkdtemp()
+    with open(os.path.join(d, "quotes.txt"), "w") as f:
+        f.write("short\n%\n" + "y" * 600 + "\n")
+    s = Server(f"services:\n  qotd: {{ file: {d}/quotes.txt }}\n", wait=False)
+    assert s.proc.wait(10) == 2
+    err = s.read_stderr()
+    assert f"services.qotd.file: {d}/quotes.txt:3:" in err and "at most 512" in err, err
