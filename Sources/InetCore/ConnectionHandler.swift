@@ -6,8 +6,8 @@ import NIOCore
 final class ConnectionAccountingHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     private let counters: ServiceCounters
     private let logger: Logger
@@ -34,7 +34,11 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         // Counted when the bytes reach the socket, not when queued: a client that goes away
         // leaves queued bytes unsent, and the log must not claim them.
-        let count = unwrapOutboundIn(data).readableBytes
+        let count: Int
+        switch unwrapOutboundIn(data) {
+        case .byteBuffer(let buffer): count = buffer.readableBytes
+        case .fileRegion(let region): count = region.readableBytes
+        }
         let written = promise ?? context.eventLoop.makePromise(of: Void.self)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         written.futureResult.whenSuccess {

@@ -125,13 +125,16 @@ public struct HostPlan: Sendable {
     public var shutdownGrace: Double
     public var dataDirectory: String
     public var services: [PlannedService]
+    /// Filled in by the host once it runs; services read it (status page, SNMP).
+    public var directory: HostDirectory
 
     /// Resolves ports, addresses and services; creates each enabled service.
     public static func make(
         config: HostConfig,
         overrides: HostOverrides,
         catalog: [ServiceDescriptor],
-        canBindPrivilegedPorts: Bool
+        canBindPrivilegedPorts: Bool,
+        directory: HostDirectory = HostDirectory()
     ) throws(ConfigError) -> HostPlan {
         if let only = overrides.onlyServices {
             let known = Set(catalog.map(\.name))
@@ -173,7 +176,7 @@ public struct HostPlan: Sendable {
             }
             var limits = config.limits
             if let reader { limits = try limits.overridden(by: reader) }
-            let options = ServiceOptions(reader: reader, dataDirectory: config.dataDirectory, configDirectory: config.directory)
+            let options = ServiceOptions(reader: reader, dataDirectory: config.dataDirectory, configDirectory: config.directory, host: directory)
             // Every service is created, enabled or not, so a bad option is reported at once
             // and not only when SIGHUP later enables the service.
             let service = try descriptor.make(options)
@@ -182,7 +185,7 @@ public struct HostPlan: Sendable {
                 port: portPlan.port(wellKnown: descriptor.wellKnownPort, configured: explicitPort),
                 transports: transports, limits: limits))
         }
-        return HostPlan(bindAddresses: bind, portPlan: portPlan, shutdownGrace: config.shutdownGrace, dataDirectory: config.dataDirectory, services: services)
+        return HostPlan(bindAddresses: bind, portPlan: portPlan, shutdownGrace: config.shutdownGrace, dataDirectory: config.dataDirectory, services: services, directory: directory)
     }
 }
 

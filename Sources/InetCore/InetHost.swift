@@ -29,7 +29,11 @@ public final class InetHost: Sendable {
     public init(plan: HostPlan, group: any EventLoopGroup, logger: Logger) {
         self.group = group
         self.logger = logger
-        self.state = NIOLockedValueBox(State(plan: plan, addresses: plan.bindAddresses, runtimes: plan.services.map(ServiceRuntime.init(planned:))))
+        let runtimes = plan.services.map(ServiceRuntime.init(planned:))
+        self.state = NIOLockedValueBox(State(plan: plan, addresses: plan.bindAddresses, runtimes: runtimes))
+        plan.directory.attach { () -> [ServiceStatus] in
+            runtimes.map { (runtime: ServiceRuntime) -> ServiceStatus in runtime.status() }
+        }
     }
 
     /// The plan in force.
@@ -220,14 +224,22 @@ public final class InetHost: Sendable {
         let logger = self.logger
         switch transport {
         case .tcp:
-            return try await ServerBootstrap(group: group)
+            let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 511)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
+            if runtime.settings.service is any InetConnectionTaskService {
+                return try await bindTaskListener(bootstrap, runtime: runtime, host: host, port: port)
+            }
+            return try await bootstrap
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try runtime.accept(channel, logger: logger) }
+                    channel.eventLoop.makeCompletedFuture {
+                        if try runtime.admit(channel, logger: logger) {
+                            try runtime.settings.service.configureTCPConnection(channel)
+                        }
+                    }
                 }
                 .bind(host: host, port: port).get()
         case .udp:
@@ -246,6 +258,43 @@ public final class InetHost: Sendable {
                     }
                 }
                 .bind(host: host, port: port).get()
+        }
+    }
+
+    /// A listener whose connections each run as a task: the accept loop runs in a task of its
+    /// own and ends when the listener is closed (the connections' tasks finish on their own).
+    private func bindTaskListener(_ bootstrap: ServerBootstrap, runtime: ServiceRuntime, host: String, port: Int) async throws -> any Channel {
+        let logger = self.logger
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<ConnectionTask> = { channel in
+            Self.setupTaskConnection(channel, runtime: runtime, logger: logger)
+        }
+        let server: NIOAsyncChannel<ConnectionTask, Never> = try await bootstrap.bind(
+            host: host, port: port, childChannelInitializer: initializer)
+        Task {
+            try? await server.executeThenClose { connections in
+                await withDiscardingTaskGroup { group in
+                    do {
+                        for try await connection in connections {
+                            group.addTask { await connection.run() }
+                        }
+                    } catch {
+                        logger.debug("accept loop ended", metadata: ["service": "\(runtime.name)", "error": "\(error)"])
+                    }
+                }
+            }
+        }
+        return server.channel
+    }
+
+    private static func setupTaskConnection(_ channel: any Channel, runtime: ServiceRuntime, logger: Logger) -> EventLoopFuture<ConnectionTask> {
+        do {
+            guard try runtime.admit(channel, logger: logger),
+                  let service = runtime.settings.service as? any InetConnectionTaskService else {
+                return channel.eventLoop.makeSucceededFuture(ConnectionTask.none)
+            }
+            return service.setupConnection(channel, logger: logger)
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
         }
     }
 

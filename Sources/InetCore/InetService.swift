@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 
 /// A protocol module implements this once; the host binds it on each of its transports.
@@ -22,6 +23,27 @@ extension InetService {
     public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
         nil
     }
+}
+
+/// A service whose connections each run as an async task (e.g. HTTP on Hummingbird), instead
+/// of handlers that answer on the event loop. The host still accepts, limits, times out,
+/// counts and logs each connection exactly as for any other service.
+public protocol InetConnectionTaskService: InetService {
+    /// Adds the service's handlers (on the channel's event loop) and returns the work to run
+    /// for the connection; the host runs it in a task of its own.
+    func setupConnection(_ channel: any Channel, logger: Logger) -> EventLoopFuture<ConnectionTask>
+}
+
+/// The async work of one connection of an `InetConnectionTaskService`.
+public struct ConnectionTask: Sendable {
+    public let run: @Sendable () async -> Void
+
+    public init(run: @escaping @Sendable () async -> Void) {
+        self.run = run
+    }
+
+    /// For a connection the host refused: nothing to do.
+    public static let none = ConnectionTask {}
 }
 
 /// What the host needs to know about a service before it creates one.
@@ -64,11 +86,21 @@ public struct ServiceOptions: Sendable {
     public var dataDirectory: String
     /// The folder of the config file, against which relative paths are resolved.
     public var configDirectory: String
+    /// The running host's services and counters (for status pages and the SNMP agent).
+    public var host: HostDirectory
 
-    public init(reader: ConfigReader?, dataDirectory: String, configDirectory: String) {
+    public init(reader: ConfigReader?, dataDirectory: String, configDirectory: String, host: HostDirectory = HostDirectory()) {
         self.reader = reader
         self.dataDirectory = dataDirectory
         self.configDirectory = configDirectory
+        self.host = host
+    }
+
+    /// A path option resolved like `path(_:)`, or `default` under the data folder.
+    public func path(_ key: String, default relative: String) throws(ConfigError) -> String {
+        if let value = try path(key) { return value }
+        if dataDirectory.hasSuffix("/") { return dataDirectory + relative }
+        return "\(dataDirectory)/\(relative)"
     }
 
     public func string(_ key: String) throws(ConfigError) -> String? {

@@ -77,8 +77,10 @@ final class ServiceRuntime: Sendable {
 
     var openConnections: Int { connections.withLockedValue { $0.count } }
 
-    /// Sets up one accepted TCP connection (on its event loop).
-    func accept(_ channel: any Channel, logger: Logger) throws {
+    /// Admits one accepted TCP connection (on its event loop): counts it, applies the
+    /// connection limit, and installs the accounting and idle-timeout handlers. Returns false
+    /// when the connection was refused (it closes by itself).
+    func admit(_ channel: any Channel, logger: Logger) throws -> Bool {
         let counters = self.counters[.tcp]!
         let (limits, _) = settings.current
         counters.connections.bump(1)
@@ -95,7 +97,7 @@ final class ServiceRuntime: Sendable {
                 "outcome": "refused: max_connections \(limits.maxConnections) reached",
             ])
             try sync.addHandler(RefuseConnectionHandler())
-            return
+            return false
         }
         let id = ObjectIdentifier(channel)
         connections.withLockedValue { $0[id] = channel }
@@ -105,7 +107,16 @@ final class ServiceRuntime: Sendable {
         let idle = TimeAmount.nanoseconds(Int64(limits.idleTimeout * 1e9))
         try sync.addHandler(IdleStateHandler(allTimeout: idle))
         try sync.addHandler(ConnectionAccountingHandler(counters: counters, logger: logger, peer: peer?.logDescription ?? "?"))
-        try settings.service.configureTCPConnection(channel)
+        return true
+    }
+
+    /// The status page's view of this service.
+    func status() -> ServiceStatus {
+        let listening = listeners.withLockedValue { $0 }
+        return ServiceStatus(
+            name: name, enabled: !listening.isEmpty,
+            listeners: listening.map { ListenerStatus(transport: $0.transport, address: $0.display, port: $0.port) },
+            counters: counters.keys.sorted().map { counters[$0]!.snapshot() })
     }
 
     /// Closes every listener; open connections go on.

@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOConcurrencyHelpers
+
+/// What a status page or the SNMP agent may know of the host: every service, where it listens,
+/// and its counters. Created with the plan and attached to the host when the host starts, so
+/// services can hold it before the host exists.
+public final class HostDirectory: Sendable {
+    private let source = NIOLockedValueBox<(@Sendable () -> [ServiceStatus])?>(nil)
+    /// When the host started (seconds since 1970), for uptime.
+    public let started: Double
+
+    public init() {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        started = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    func attach(_ provider: @escaping @Sendable () -> [ServiceStatus]) {
+        source.withLockedValue { $0 = provider }
+    }
+
+    /// Every service of the plan, in plan order (empty before the host starts).
+    public func services() -> [ServiceStatus] {
+        let provider: (@Sendable () -> [ServiceStatus])? = source.withLockedValue { $0 }
+        guard let provider else { return [] }
+        return provider()
+    }
+}
+
+/// One bound socket as the status page shows it.
+public struct ListenerStatus: Sendable {
+    public var transport: Transport
+    /// `address:port`, IPv6 in brackets.
+    public var address: String
+    public var port: Int
+}
+
+/// One service as the status page shows it.
+public struct ServiceStatus: Sendable {
+    public var name: String
+    public var enabled: Bool
+    /// Where it listens now (empty when disabled).
+    public var listeners: [ListenerStatus]
+    /// One snapshot per transport the service speaks.
+    public var counters: [ServiceCounters.Snapshot]
+}
