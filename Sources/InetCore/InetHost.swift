@@ -185,6 +185,11 @@ public final class InetHost: Sendable {
         let planned = runtime.plan
         var bound: [Listener] = []
         do {
+            try runtime.settings.service.prepare()
+        } catch {
+            throw BindError(service: runtime.name, transport: planned.transports.first ?? .tcp, address: "-", reason: "cannot prepare the service: \(error)")
+        }
+        do {
             for transport in planned.transports {
                 bound += try await bind(runtime, transport: transport, port: planned.port, addresses: addresses)
             }

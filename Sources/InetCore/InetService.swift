@@ -13,6 +13,10 @@ public protocol InetService: Sendable {
 
     /// The reply to one UDP datagram, or `nil` when the service sends none.
     func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer?
+
+    /// Called before the service's listeners are bound (e.g. to create its folders). An error
+    /// stops the start, or the enabling on reload, like a port that cannot be bound.
+    func prepare() throws
 }
 
 extension InetService {
@@ -23,6 +27,8 @@ extension InetService {
     public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
         nil
     }
+
+    public func prepare() throws {}
 }
 
 /// A service whose connections each run as an async task (e.g. HTTP on Hummingbird), instead

@@ -1,5 +1,6 @@
 import ArgumentParser
 import InetCore
+import InetHTTP
 import InetSimple
 import Logging
 import NIOPosix
@@ -12,7 +13,7 @@ import Glibc
 #endif
 
 /// Every service this build of InetKit can run.
-let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog
+let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [HTTPService.descriptor]
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

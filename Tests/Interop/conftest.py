@@ -11,6 +11,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVICES = ["echo", "discard", "daytime", "qotd", "chargen", "time"]
+ALL_SERVICES = SERVICES + ["http"]
 
 
 def inetkit_binary():
@@ -104,7 +105,7 @@ class Server:
 def all_on_port_zero(extra=""):
     bind = '[127.0.0.1, "::1"]' if ipv6_available() else "[127.0.0.1]"
     lines = [f"bind: {bind}", "shutdown_grace: 1", "limits: { udp_rate: 0 }", "services:"]
-    lines += [f"  {name}: {{ port: 0 }}" for name in SERVICES]
+    lines += [f"  {name}: {{ port: 0 }}" for name in ALL_SERVICES]
     return "\n".join(lines) + "\n" + extra
 
 

@@ -1,0 +1,61 @@
+import HTTPTypes
+import NIOHTTP1
+import Logging
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One line per request in the Combined Log Format, through the host's logger:
+/// `127.0.0.1 - - [30/Nov/2026:07:20:00 +0000] "GET / HTTP/1.1" 200 512 "-" "curl/7.88.1"`.
+struct AccessLog: Sendable {
+    let logger: Logger
+
+    func record(peer: SocketAddress?, head: HTTPRequest, version: HTTPVersion, status: Int, bytes: Int, started: NIODeadline) {
+        guard logger.logLevel <= .info else { return }
+        let target = head.path ?? "*"
+        let line = "\(peer?.ipAddress ?? "-") - - [\(Self.clfTime())] \"\(head.method.rawValue) \(Self.clean(target)) HTTP/\(version.major).\(version.minor)\" "
+            + "\(status) \(bytes) \"\(Self.clean(head.headerFields[.referer] ?? "-"))\" \"\(Self.clean(head.headerFields[.userAgent] ?? "-"))\""
+        let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e6
+        logger.info("\(line)", metadata: [
+            "service": "http", "peer": "\(Self.peerText(peer))", "status": "\(status)",
+            "duration_ms": "\((elapsed * 10).rounded() / 10)",
+        ])
+    }
+
+    func recordMalformed(peer: SocketAddress?, status: Int) {
+        guard logger.logLevel <= .info else { return }
+        logger.info("\(peer?.ipAddress ?? "-") - - [\(Self.clfTime())] \"-\" \(status) 0 \"-\" \"-\"", metadata: [
+            "service": "http", "peer": "\(Self.peerText(peer))", "status": "\(status)",
+        ])
+    }
+
+    private static func peerText(_ peer: SocketAddress?) -> String {
+        guard let peer, let ip = peer.ipAddress, let port = peer.port else { return "-" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
+    /// Quotes and control characters escaped, as nginx does, so a line cannot be forged.
+    static func clean(_ text: String) -> String {
+        var result = ""
+        for scalar in text.unicodeScalars {
+            if scalar == "\"" || scalar == "\\" || scalar.value < 0x20 || scalar.value == 0x7f {
+                result += "\\x" + String(scalar.value, radix: 16, uppercase: true)
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    static func clfTime() -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(two(parts.tm_mday))/\(months[Int(parts.tm_mon)])/\(parts.tm_year + 1900):\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
+    }
+}
