@@ -100,6 +100,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "InetHTTPTests",
+            dependencies: [
+                "InetHTTP",
+                "InetCore",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "InetCore",

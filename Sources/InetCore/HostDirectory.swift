@@ -37,6 +37,12 @@ public struct ListenerStatus: Sendable {
     /// `address:port`, IPv6 in brackets.
     public var address: String
     public var port: Int
+
+    public init(transport: Transport, address: String, port: Int) {
+        self.transport = transport
+        self.address = address
+        self.port = port
+    }
 }
 
 /// One service as the status page shows it.
@@ -47,4 +53,11 @@ public struct ServiceStatus: Sendable {
     public var listeners: [ListenerStatus]
     /// One snapshot per transport the service speaks.
     public var counters: [ServiceCounters.Snapshot]
+
+    public init(name: String, enabled: Bool, listeners: [ListenerStatus], counters: [ServiceCounters.Snapshot]) {
+        self.name = name
+        self.enabled = enabled
+        self.listeners = listeners
+        self.counters = counters
+    }
 }

@@ -73,6 +73,25 @@ public final class ServiceCounters: Sendable {
         public var bytesOut: Int
         public var errors: Int
         public var distinctPeers: Int
+
+        public init(
+            service: String, transport: Transport, connections: Int = 0, activeConnections: Int = 0,
+            refusedConnections: Int = 0, datagramsIn: Int = 0, datagramsOut: Int = 0, datagramsDropped: Int = 0,
+            bytesIn: Int = 0, bytesOut: Int = 0, errors: Int = 0, distinctPeers: Int = 0
+        ) {
+            self.service = service
+            self.transport = transport
+            self.connections = connections
+            self.activeConnections = activeConnections
+            self.refusedConnections = refusedConnections
+            self.datagramsIn = datagramsIn
+            self.datagramsOut = datagramsOut
+            self.datagramsDropped = datagramsDropped
+            self.bytesIn = bytesIn
+            self.bytesOut = bytesOut
+            self.errors = errors
+            self.distinctPeers = distinctPeers
+        }
     }
 }
 

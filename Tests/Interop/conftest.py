@@ -34,6 +34,19 @@ def ipv6_available():
         return False
 
 
+STARTED = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_leftover_servers():
+    """A failed test may leave its server running; stop them all at the end of the session."""
+    yield
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Server:
     """One `inetkit serve` process with its own folder, config and ports file."""
 
@@ -50,6 +63,7 @@ class Server:
         cmd = [BIN, "serve", "--config", self.config_path, "--ports-file", self.ports_path, *args]
         self.proc = subprocess.Popen(cmd, stdout=self.stdout, stderr=self.stderr, cwd=tempfile.mkdtemp(prefix="inetkit-cwd-"),
                                      env={**os.environ, **(env or {})})
+        STARTED.append(self.proc)
         if wait:
             self.wait_ready()
 

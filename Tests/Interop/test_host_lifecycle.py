@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Server, all_on_port_zero, free_port
+from conftest import BIN, STARTED, Server, all_on_port_zero, free_port
 
 
 def wait_for(predicate, timeout=10):
@@ -112,7 +112,7 @@ def test_sighup_reloads_services_and_keeps_old_config_when_new_one_is_bad():
 
 
 def test_sighup_enables_and_disables_services_from_the_file():
-    base = "bind: [127.0.0.1]\nshutdown_grace: 1\nservices:\n  echo: { port: 0 }\n  daytime: { port: 0, enabled: false }\n  discard: { enabled: false }\n  qotd: { enabled: false }\n  chargen: { enabled: false }\n  time: { enabled: false }\n"
+    base = "bind: [127.0.0.1]\nshutdown_grace: 1\nservices:\n  echo: { port: 0 }\n  daytime: { port: 0, enabled: false }\n  discard: { enabled: false }\n  qotd: { enabled: false }\n  chargen: { enabled: false }\n  time: { enabled: false }\n  http: { enabled: false }\n"
     s = Server(base)
     assert set(s.ports) == {"echo"}
     echo_port = s.port("echo")
@@ -187,7 +187,7 @@ def test_idle_connections_are_closed():
     started = time.time()
     assert c.recv(10) == b""
     assert 0.4 < time.time() - started < 4
-    assert "idle timeout" in s.read_stderr()
+    assert wait_for(lambda: "idle timeout" in s.read_stderr(), 5)
     assert s.stop() == 0
 
 
@@ -195,6 +195,7 @@ def test_default_serve_runs_with_no_arguments():
     """`inetkit serve` with no config: loopback, well-known ports (or +10000 without privilege)."""
     workdir = tempfile.mkdtemp()
     proc = subprocess.Popen([BIN, "serve"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    STARTED.append(proc)
     try:
         header = proc.stdout.readline()
         assert header.startswith("inetkit: serving"), header + proc.stderr.read()
@@ -203,6 +204,11 @@ def test_default_serve_runs_with_no_arguments():
         table = [proc.stdout.readline() for _ in range(1 + 6 * 2 * 2)]
         assert any(f"127.0.0.1:{7 + offset}" in line for line in table), table
         assert echo_once(7 + offset) == b"hi\n"
+        # The web site is created on first start under ./inetkit-data/public.
+        import urllib.request
+        page = urllib.request.urlopen(f"http://127.0.0.1:{80 + offset}/", timeout=5).read().decode()
+        assert "It works" in page
+        assert os.path.exists(os.path.join(workdir, "inetkit-data", "public", "index.html"))
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
