@@ -69,7 +69,9 @@ struct Site: Sendable {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: SiteGuard(root: root, statusPath: settings.statusPath))
         router.add(middleware: FileMiddleware(
-            fileProvider: SiteFileProvider(root: root, threadPool: .singleton, logger: logger),
+            fileProvider: SiteFileProvider(
+                root: root, cache: FileCache(maximumBytes: settings.fileCacheBytes, maximumFileBytes: settings.fileCacheMaxFile),
+                threadPool: .singleton, logger: logger),
             searchForIndexHtml: true))
         let statusPath = settings.statusPath
         @Sendable func page(_ body: String, _ type: String) -> Response {

@@ -14,10 +14,15 @@ public struct HTTPSettings: Sendable {
     public var maxHeaderBytes = 32 * 1024
     /// `max_body_bytes`: larger request bodies get 413 and the connection closes (default 1 MiB).
     public var maxBodyBytes = 1 << 20
-    /// `header_timeout`: seconds a client has to send a whole request head (default 30).
+    /// `header_timeout`: seconds a client has to send a whole request head, and that a
+    /// kept-alive connection may wait for its next request (default 30).
     public var headerTimeout = 30.0
+    /// `file_cache_bytes`: memory for small files kept ready to send (default 64 MiB, 0 = off).
+    public var fileCacheBytes = 64 << 20
+    /// `file_cache_max_file`: files larger than this always stream from disk (default 256 KiB).
+    public var fileCacheMaxFile = 256 << 10
 
-    static let keys: Set<String> = ["root", "status_path", "listing", "max_uri_bytes", "max_header_bytes", "max_body_bytes", "header_timeout"]
+    static let keys: Set<String> = ["root", "status_path", "listing", "max_uri_bytes", "max_header_bytes", "max_body_bytes", "header_timeout", "file_cache_bytes", "file_cache_max_file"]
 
     init(options: ServiceOptions) throws(ConfigError) {
         root = try options.path("root", default: "public")
@@ -32,5 +37,7 @@ public struct HTTPSettings: Sendable {
         if let value = try options.reader?.int("max_header_bytes", range: 1024...1_048_576) { maxHeaderBytes = value }
         if let value = try options.reader?.int("max_body_bytes", range: 0...(1 << 30)) { maxBodyBytes = value }
         if let value = try options.reader?.seconds("header_timeout", range: 0.1...3600) { headerTimeout = value }
+        if let value = try options.reader?.int("file_cache_bytes", range: 0...(16 << 30)) { fileCacheBytes = value }
+        if let value = try options.reader?.int("file_cache_max_file", range: 0...(1 << 30)) { fileCacheMaxFile = value }
     }
 }

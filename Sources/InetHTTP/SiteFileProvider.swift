@@ -1,19 +1,33 @@
+import Foundation
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
+import NIOCore
 import NIOPosix
 
-/// Hummingbird's local file system, but no path that resolves outside the root (through `..`
-/// or a symlink) is ever handed to it.
+/// The files of the site for Hummingbird's FileMiddleware (which does ETag, Last-Modified,
+/// conditional and range requests). No path that resolves outside the root (through `..` or
+/// a symlink) is ever opened. Small files are answered from a bounded in-memory cache checked
+/// against the file's inode, size and modification time on every request; large files stream
+/// from disk in chunks with backpressure (Hummingbird's NIOFileSystem reader).
 struct SiteFileProvider: FileProvider {
-    typealias FileAttributes = LocalFileSystem.FileAttributes
+    struct FileAttributes: FileMiddlewareFileAttributes, Sendable {
+        var isFolder: Bool
+        var size: Int
+        var modificationDate: Date
+        var version: FileVersion
+    }
+
     typealias FileIdentifier = String
 
     /// The resolved root folder, without a trailing slash.
     let root: SiteRoot
     private let files: LocalFileSystem
+    private let cache: FileCache
 
-    init(root: SiteRoot, threadPool: NIOThreadPool, logger: Logger) {
+    init(root: SiteRoot, cache: FileCache, threadPool: NIOThreadPool, logger: Logger) {
         self.root = root
+        self.cache = cache
         var quiet = logger
         quiet.logLevel = .warning
         self.files = LocalFileSystem(rootFolder: "/", threadPool: threadPool, logger: quiet)
@@ -27,14 +41,92 @@ struct SiteFileProvider: FileProvider {
     }
 
     func getAttributes(id: String) async throws -> FileAttributes? {
-        try await files.getAttributes(id: id)
+        guard let version = FileVersion(path: id) else { return nil }
+        return FileAttributes(
+            isFolder: version.isDirectory, size: version.size,
+            modificationDate: Date(timeIntervalSince1970: Double(version.modifiedNanoseconds) / 1e9), version: version)
     }
 
     func loadFile(id: String, context: some RequestContext) async throws -> ResponseBody {
-        try await files.loadFile(id: id, context: context)
+        if let buffer = cache.contents(of: id) { return ResponseBody(byteBuffer: buffer) }
+        return try await files.loadFile(id: id, context: context)
     }
 
     func loadFile(id: String, range: ClosedRange<Int>, context: some RequestContext) async throws -> ResponseBody {
-        try await files.loadFile(id: id, range: range, context: context)
+        if let buffer = cache.contents(of: id), range.lowerBound >= 0, range.upperBound < buffer.readableBytes,
+           let slice = buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count) {
+            return ResponseBody(byteBuffer: slice)
+        }
+        return try await files.loadFile(id: id, range: range, context: context)
+    }
+}
+
+/// What identifies one version of a file: a change to any of these is a new version.
+struct FileVersion: Equatable, Sendable {
+    var inode: UInt64
+    var size: Int
+    var modifiedNanoseconds: Int64
+    var isDirectory: Bool
+
+    init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        inode = UInt64(info.st_ino)
+        size = Int(info.st_size)
+        modifiedNanoseconds = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        isDirectory = (info.st_mode & S_IFMT) == S_IFDIR
+    }
+}
+
+/// Small files kept in memory, bounded in total (`file_cache_bytes`) and per file
+/// (`file_cache_max_file`). An entry is used only while the file's version is unchanged.
+final class FileCache: Sendable {
+    private struct Entry {
+        var version: FileVersion
+        var buffer: ByteBuffer
+    }
+
+    private let entries = NIOLockedValueBox<(map: [String: Entry], bytes: Int)>(([:], 0))
+    let maximumBytes: Int
+    let maximumFileBytes: Int
+
+    init(maximumBytes: Int, maximumFileBytes: Int) {
+        self.maximumBytes = maximumBytes
+        self.maximumFileBytes = maximumFileBytes
+    }
+
+    /// The file's contents if it is small enough to cache (read now if needed), else nil.
+    func contents(of path: String) -> ByteBuffer? {
+        guard maximumBytes > 0, let version = FileVersion(path: path), !version.isDirectory,
+              version.size <= maximumFileBytes, version.size <= maximumBytes else { return nil }
+        if let entry = entries.withLockedValue({ $0.map[path] }), entry.version == version { return entry.buffer }
+        guard let buffer = Self.read(path, expected: version.size), FileVersion(path: path) == version else { return nil }
+        entries.withLockedValue { state in
+            if let old = state.map.removeValue(forKey: path) { state.bytes -= old.buffer.readableBytes }
+            // Over the bound: start afresh rather than track recency; small sites never get here.
+            if state.bytes + buffer.readableBytes > maximumBytes {
+                state.map.removeAll(keepingCapacity: true)
+                state.bytes = 0
+            }
+            state.map[path] = Entry(version: version, buffer: buffer)
+            state.bytes += buffer.readableBytes
+        }
+        return buffer
+    }
+
+    private static func read(_ path: String, expected: Int) -> ByteBuffer? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = ByteBufferAllocator().buffer(capacity: expected)
+        var total = 0
+        while total < expected {
+            let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: expected - total) { pointer in
+                max(0, Glibc.read(fd, pointer.baseAddress, expected - total))
+            }
+            if count == 0 { break }
+            total += count
+        }
+        return total == expected ? buffer : nil
     }
 }
