@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import NIOConcurrencyHelpers
 
 /// Turns a request path into a file under the site root, or says why it may not.
 ///
@@ -58,8 +59,23 @@ public enum SitePath {
     }
 
     /// Resolves a checked, decoded path inside `root` (itself resolved, no trailing slash).
+    /// A resolution is remembered for the rest of the current second: one request asks for
+    /// the same path several times, and a busy site for the same few paths all the time.
     public static func resolve(_ decoded: String, root: String) -> Outcome {
         let candidate = root + (decoded.hasPrefix("/") ? decoded : "/" + decoded)
+        let now = Int(time(nil))
+        if let remembered = recent.withLockedValue({ $0.second == now ? $0.outcomes[candidate] : nil }) { return remembered }
+        let outcome = resolveNow(candidate, root: root)
+        recent.withLockedValue { state in
+            if state.second != now || state.outcomes.count >= 4096 { state = (now, [:]) }
+            state.outcomes[candidate] = outcome
+        }
+        return outcome
+    }
+
+    private static let recent = NIOLockedValueBox<(second: Int, outcomes: [String: Outcome])>((0, [:]))
+
+    private static func resolveNow(_ candidate: String, root: String) -> Outcome {
         guard let resolved = realPath(candidate) else { return .notFound }
         guard resolved == root || resolved.hasPrefix(root + "/") else { return .notFound }
         var info = stat()
