@@ -10,6 +10,7 @@ struct InetKitCommand: AsyncParsableCommand {
             EchoCommand.self, DiscardCommand.self, DaytimeCommand.self,
             QotdCommand.self, ChargenCommand.self, TimeCommand.self,
             ProbeCommand.self,
+            HTTPCommand.self,
         ]
     )
 }

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Server
+from conftest import BIN, Server
 
 BIG = 24 * 1024 * 1024
 
@@ -208,3 +208,55 @@ class TestBadInput:
         time.sleep(0.2)
         log = site.read_stderr()
         assert '"GET /docs/hello.txt HTTP/1.1" 200 13 "http://ref.test/" "test-agent/1.0"' in log
+
+
+class TestInetkitHttpClient:
+    def run(self, *args):
+        return subprocess.run([BIN, "http", *args], capture_output=True, timeout=60)
+
+    def test_get_prints_body_and_headers_with_i(self, site):
+        out = self.run("get", site.base + "/docs/hello.txt")
+        assert out.returncode == 0 and out.stdout == b"hello, world\n"
+        out = self.run("get", "-i", site.base + "/docs/hello.txt")
+        text = out.stdout.decode()
+        assert text.startswith("HTTP/1.1 200 OK\r\n") and "content-length: 13" in text.lower()
+        assert text.endswith("\r\n\r\nhello, world\n")
+
+    def test_head_prints_only_headers(self, site):
+        out = self.run("head", site.base + "/docs/big.bin")
+        text = out.stdout.decode()
+        assert text.startswith("HTTP/1.1 200 OK") and f"content-length: {BIG}" in text.lower()
+        assert len(out.stdout) < 1000
+
+    def test_download_to_file_streams_whole(self, site):
+        target = os.path.join(tempfile.mkdtemp(), "big.bin")
+        out = self.run("get", "-o", target, site.base + "/docs/big.bin")
+        assert out.returncode == 0, out.stderr
+        expected = hashlib.sha256(open(os.path.join(site.root, "docs", "big.bin"), "rb").read()).hexdigest()
+        assert hashlib.sha256(open(target, "rb").read()).hexdigest() == expected
+
+    def test_many_requests_at_once_with_summary(self, site):
+        out = self.run("get", "--count", "40", "--concurrency", "8", "-q", site.base + "/docs/hello.txt", site.base + "/")
+        text = out.stdout.decode()
+        assert out.returncode == 0, text
+        assert "80 requests: 200 ×80" in text and "latency: p50" in text
+
+    def test_exit_codes(self, site):
+        missing = self.run("get", site.base + "/missing")
+        assert missing.returncode == 0
+        failing = self.run("get", "--fail", site.base + "/missing")
+        assert failing.returncode == 22 and b"404" in failing.stderr
+        many = self.run("get", "--fail", "--count", "3", site.base + "/missing")
+        assert many.returncode == 1
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        refused = self.run("get", f"http://127.0.0.1:{port}/")
+        assert refused.returncode == 1 and b"refused" in refused.stderr, refused.stderr
+
+    def test_follows_redirects_with_L(self, site):
+        plain = self.run("get", "-i", site.base + "/docs")
+        assert plain.stdout.startswith(b"HTTP/1.1 301")
+        followed = self.run("get", "-L", site.base + "/docs")
+        assert b"hello.txt" in followed.stdout
