@@ -169,7 +169,7 @@ public struct ConfigReader: Sendable {
     }
 
     static func parseDuration(_ text: String) -> Double? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmingCharacters(in: .configWhitespace)
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
             guard let number = Double(trimmed.dropLast(suffix.count)), number.isFinite else { return nil }
@@ -221,5 +221,5 @@ extension StringProtocol {
 }
 
 extension Set where Element == Character {
-    fileprivate static let whitespaces: Set<Character> = [" ", "\t"]
+    fileprivate static let configWhitespace: Set<Character> = [" ", "\t"]
 }

@@ -159,7 +159,7 @@ public struct HostPlan: Sendable {
         var services: [PlannedService] = []
         for descriptor in catalog {
             let reader = config.services[descriptor.name]
-            var enabled = try reader?.bool("enabled") ?? true
+            var enabled = try reader?.bool("enabled") ?? descriptor.enabledByDefault(reader)
             if let only = overrides.onlyServices { enabled = only.contains(descriptor.name) }
             let explicitPort = try reader?.int("port", range: 0...65_535)
             var transports = descriptor.transports
@@ -177,15 +177,30 @@ public struct HostPlan: Sendable {
             var limits = config.limits
             if let reader { limits = try limits.overridden(by: reader) }
             let options = ServiceOptions(reader: reader, dataDirectory: config.dataDirectory, configDirectory: config.directory, host: directory)
-            // Every service is created, enabled or not, so a bad option is reported at once
-            // and not only when SIGHUP later enables the service.
-            let service = try descriptor.make(options)
+            // Every service that runs, or that the file configures, is created now, so a bad
+            // option is reported at once and not only when SIGHUP later enables the service.
+            let service: any InetService
+            if enabled || reader != nil {
+                service = try descriptor.make(options)
+            } else {
+                service = UnconfiguredService(name: descriptor.name)
+            }
             services.append(PlannedService(
                 descriptor: descriptor, service: service, enabled: enabled,
                 port: portPlan.port(wellKnown: descriptor.wellKnownPort, configured: explicitPort),
                 transports: transports, limits: limits))
         }
         return HostPlan(bindAddresses: bind, portPlan: portPlan, shutdownGrace: config.shutdownGrace, dataDirectory: config.dataDirectory, services: services, directory: directory)
+    }
+}
+
+/// Stands in for a service that is neither enabled nor configured (e.g. HTTPS without a
+/// certificate): a later reload that enables it creates the real one.
+struct UnconfiguredService: InetService {
+    var name: String
+
+    func prepare() throws {
+        throw ConfigError(file: "<config>", key: "services.\(name)", line: nil, message: "the service is not configured")
     }
 }
 

@@ -64,6 +64,9 @@ public struct ServiceDescriptor: Sendable {
     public var optionKeys: Set<String>
     /// One line for `--help` and the README.
     public var summary: String
+    /// Whether the service runs when the config does not say `enabled:`; e.g. HTTPS only
+    /// once `cert` and `key` are given.
+    public var enabledByDefault: @Sendable (ConfigReader?) -> Bool
     /// Creates the service from its options; errors name the key.
     public var make: @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
 
@@ -73,6 +76,7 @@ public struct ServiceDescriptor: Sendable {
         transports: [Transport],
         optionKeys: Set<String> = [],
         summary: String,
+        enabledByDefault: @escaping @Sendable (ConfigReader?) -> Bool = { _ in true },
         make: @escaping @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
     ) {
         self.name = name
@@ -80,6 +84,7 @@ public struct ServiceDescriptor: Sendable {
         self.transports = transports
         self.optionKeys = optionKeys
         self.summary = summary
+        self.enabledByDefault = enabledByDefault
         self.make = make
     }
 }

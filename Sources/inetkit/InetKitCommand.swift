@@ -11,6 +11,7 @@ struct InetKitCommand: AsyncParsableCommand {
             QotdCommand.self, ChargenCommand.self, TimeCommand.self,
             ProbeCommand.self,
             HTTPCommand.self,
+            CertCommand.self,
         ]
     )
 }

@@ -13,7 +13,7 @@ import Glibc
 #endif
 
 /// Every service this build of InetKit can run.
-let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [HTTPService.descriptor]
+let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [HTTPService.descriptor, HTTPSService.descriptor]
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,0 +1,75 @@
+import Hummingbird
+import HummingbirdCore
+import HummingbirdHTTP2
+import HummingbirdTLS
+import InetCore
+import Logging
+import NIOCore
+import NIOSSL
+import NIOHTTP1
+
+/// HTTPS on port 443: the same site and status pages as `http`, over TLS, with HTTP/2
+/// negotiated by ALPN (HTTP/1.1 otherwise). Runs only when `services.https` names a PEM
+/// certificate chain (`cert`) and private key (`key`); `inetkit cert --self-signed` writes a
+/// pair for development.
+public struct HTTPSService: InetConnectionTaskService {
+    public static let descriptor = ServiceDescriptor(
+        name: "https", wellKnownPort: 443, transports: [.tcp], optionKeys: HTTPSettings.keys.union(["cert", "key"]),
+        summary: "the web site over TLS, HTTP/2 by ALPN",
+        enabledByDefault: { reader in reader?.value("cert") != nil }
+    ) { options throws(ConfigError) in
+        guard let cert = try options.path("cert"), let key = try options.path("key") else {
+            throw options.error("cert", "HTTPS needs both cert and key (PEM files); 'inetkit cert --self-signed' writes a pair")
+        }
+        let tls: TLSConfiguration
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
+            guard !chain.isEmpty else { throw options.error("cert", "\(cert) holds no certificate") }
+            let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+            tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            throw options.error("cert", "cannot load \(cert) / \(key): \(error)")
+        }
+        return try HTTPSService(settings: HTTPSettings(options: options), tls: tls, host: options.host, options: options)
+    }
+
+    let settings: HTTPSettings
+    let site: Site
+    let channel: HTTP2UpgradeChannel
+
+    init(settings: HTTPSettings, tls: TLSConfiguration, host: HostDirectory, options: ServiceOptions) throws(ConfigError) {
+        self.settings = settings
+        let logger = Logger(label: "inetkit.https")
+        let site = Site(settings: settings, host: host, logger: logger)
+        self.site = site
+        let accessLog = AccessLog(logger: logger)
+        do {
+            channel = try HTTP2UpgradeChannel(tlsConfiguration: tls) { request, writer, channel in
+                let started = NIODeadline.now()
+                let response = await site.respond(request, channel: channel)
+                // An HTTP/2 stream is a child of the connection's channel.
+                let version: HTTPVersion = channel.parent?.parent != nil ? .init(major: 2, minor: 0) : .http1_1
+                try await writer.write(response)
+                accessLog.record(peer: channel.remoteAddress ?? channel.parent?.remoteAddress, head: request.head, version: version,
+                                 status: response.status.code,
+                                 bytes: request.method == .head ? 0 : response.headers[.contentLength].flatMap(Int.init) ?? 0,
+                                 started: started)
+            }
+        } catch {
+            throw options.error("cert", "cannot set up TLS: \(error)")
+        }
+    }
+
+    public func prepare() throws {
+        try HTTPService(settings: settings, host: HostDirectory()).prepare()
+    }
+
+    public func setupConnection(_ channel: any Channel, logger: Logger) -> EventLoopFuture<ConnectionTask> {
+        let upgrade = self.channel
+        return upgrade.setup(channel: channel, logger: logger).map { value in
+            ConnectionTask { await upgrade.handle(value: value, logger: logger) }
+        }
+    }
+}
