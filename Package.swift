@@ -133,6 +133,7 @@ let package = Package(
             dependencies: [
                 "InetCore",
                 "InetSimple",
+                "InetHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
