@@ -48,7 +48,7 @@ struct SiteGuard<Context: RequestContext>: RouterMiddleware {
     /// N of a single suffix range `bytes=-N`.
     static func suffixLength(_ header: String) -> Int? {
         guard header.hasPrefix("bytes=-"), !header.contains(",") else { return nil }
-        return Int(header.dropFirst("bytes=-".count).trimmingCharacters(in: " "))
+        return Int(header.dropFirst("bytes=-".count).trimming(" "))
     }
 
     /// RFC 9110 14.1.2: a single `bytes=first-last`, `first-` or `-suffix`; unsatisfiable when
@@ -56,7 +56,7 @@ struct SiteGuard<Context: RequestContext>: RouterMiddleware {
     /// to the file middleware (which serves the whole file).
     static func satisfiable(_ header: String, size: Int) -> Bool {
         guard header.hasPrefix("bytes="), !header.contains(",") else { return true }
-        let spec = header.dropFirst("bytes=".count).trimmingCharacters(in: " ")
+        let spec = header.dropFirst("bytes=".count).trimming(" ")
         let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2 else { return true }
         if parts[0].isEmpty {
@@ -69,14 +69,6 @@ struct SiteGuard<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-extension StringProtocol {
-    func trimmingCharacters(in set: String) -> String {
-        var slice = Substring(self)
-        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
-        return String(slice)
-    }
-}
 
 #if canImport(Glibc)
 import Glibc

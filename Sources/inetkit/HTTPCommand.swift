@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import InetCore
 import InetHTTP
 import NIOCore
 import NIOHTTP1
@@ -59,7 +60,7 @@ struct HTTPClientOptions: ParsableArguments {
         fetcher.followRedirects = location
         fetcher.headers = header.map { line in
             let parts = line.split(separator: ":", maxSplits: 1)
-            return (String(parts[0]).trimmingSpaces, parts.count > 1 ? String(parts[1]).trimmingSpaces : "")
+            return (String(parts[0]).trimming(" "), parts.count > 1 ? String(parts[1]).trimming(" ") : "")
         }
         return fetcher
     }

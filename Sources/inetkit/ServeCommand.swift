@@ -70,7 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         let overrides = HostOverrides(
             bind: bind.isEmpty ? nil : bind,
             portOffset: portOffset,
-            onlyServices: services.map { $0.split(separator: ",").map { String($0).trimmingSpaces } })
+            onlyServices: services.map { $0.split(separator: ",").map { String($0).trimming(" ") } })
         let privileged = PortPlan.processCanBindPrivilegedPorts(lowestPort: serviceCatalog.map(\.wellKnownPort).min() ?? 1)
         let plan: HostPlan
         do {
@@ -140,13 +140,4 @@ func raiseOpenFileLimit() {
 func fail(_ message: String, code: Int32) -> Never {
     FileHandle.standardError.write(Data("inetkit: error: \(message)\n".utf8))
     exit(code)
-}
-
-extension StringProtocol {
-    var trimmingSpaces: String {
-        var slice = Substring(self)
-        while slice.first == " " { slice = slice.dropFirst() }
-        while slice.last == " " { slice = slice.dropLast() }
-        return String(slice)
-    }
 }

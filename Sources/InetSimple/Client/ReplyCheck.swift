@@ -32,7 +32,7 @@ enum ReplyCheck {
             }
             let quote = text.trimmingLineEnds
             guard !quote.isEmpty else { throw SimpleClientError(description: "wrong reply: empty quote") }
-            return quote.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map { $0.trimmingCharacters(in: " \r") }.joined(separator: " / ")
+            return quote.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map { $0.trimming(" \r") }.joined(separator: " / ")
         case .chargen, .echo, .discard:
             return "\(buffer.readableBytes) bytes"
         }
@@ -68,13 +68,6 @@ extension StringProtocol {
     var trimmingLineEnds: String {
         var slice = Substring(self)
         while let last = slice.last, last == "\n" || last == "\r" || last == "\r\n" || last == " " { slice = slice.dropLast() }
-        return String(slice)
-    }
-
-    func trimmingCharacters(in set: String) -> String {
-        var slice = Substring(self)
-        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
         return String(slice)
     }
 }
