@@ -14,9 +14,14 @@ struct AccessLog: Sendable {
 
     func record(peer: SocketAddress?, head: HTTPRequest, version: HTTPVersion, status: Int, bytes: Int, started: NIODeadline) {
         guard logger.logLevel <= .info else { return }
-        let target = head.path ?? "*"
-        let line = "\(peer?.ipAddress ?? "-") - - [\(Self.clfTime())] \"\(head.method.rawValue) \(Self.clean(target)) HTTP/\(version.major).\(version.minor)\" "
-            + "\(status) \(bytes) \"\(Self.clean(head.headerFields[.referer] ?? "-"))\" \"\(Self.clean(head.headerFields[.userAgent] ?? "-"))\""
+        record(peer: peer, method: head.method.rawValue, target: head.path ?? "*", version: version,
+               referer: head.headerFields[.referer], agent: head.headerFields[.userAgent], status: status, bytes: bytes, started: started)
+    }
+
+    func record(peer: SocketAddress?, method: String, target: String, version: HTTPVersion, referer: String?, agent: String?, status: Int, bytes: Int, started: NIODeadline) {
+        guard logger.logLevel <= .info else { return }
+        let line = "\(peer?.ipAddress ?? "-") - - [\(Self.clfTime())] \"\(method) \(Self.clean(target)) HTTP/\(version.major).\(version.minor)\" "
+            + "\(status) \(bytes) \"\(Self.clean(referer ?? "-"))\" \"\(Self.clean(agent ?? "-"))\""
         let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e6
         logger.info("\(line)", metadata: [
             "service": "http", "peer": "\(Self.peerText(peer))", "status": "\(status)",

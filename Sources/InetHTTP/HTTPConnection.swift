@@ -16,20 +16,35 @@ struct RequestLine: Sendable {
     var keepAlive: Bool
 }
 
-/// Sits between NIO's HTTP/1 decoder and the HTTP-types codec: remembers each request's
-/// version and keep-alive (in order, for pipelined requests), and closes a connection whose
-/// client takes longer than `header_timeout` to send a request head (slowloris).
-final class RequestLineRecorder: ChannelInboundHandler {
+/// Sits between NIO's HTTP/1 codec and the HTTP-types codec:
+/// - answers simple requests for small files itself, on the event loop (`StaticFastPath`),
+///   but only while no request is in the async path, so answers stay in request order;
+/// - remembers each forwarded request's version and keep-alive (swift-http-types drops them);
+/// - closes a connection whose client takes longer than `header_timeout` to send a request
+///   head (slowloris), or to send the next one on a kept-alive connection.
+final class HTTP1FrontHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     let lines: NIOLockedValueBox<[RequestLine]>
     private let headerTimeout: TimeAmount
+    private let fastPath: StaticFastPath?
+    private let accessLog: AccessLog
     private var timer: Scheduled<Void>?
+    /// Requests handed to the async path whose response has not ended yet.
+    private var outstanding = 0
+    /// A fast-path answer waiting for its request's end.
+    private var pending: (request: HTTPRequestHead, answer: StaticFastPath.Answer, started: NIODeadline)?
+    private var needsFlush = false
+    private var closing = false
 
-    init(lines: NIOLockedValueBox<[RequestLine]>, headerTimeout: TimeAmount) {
+    init(lines: NIOLockedValueBox<[RequestLine]>, headerTimeout: TimeAmount, fastPath: StaticFastPath?, accessLog: AccessLog) {
         self.lines = lines
         self.headerTimeout = headerTimeout
+        self.fastPath = fastPath
+        self.accessLog = accessLog
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -41,18 +56,65 @@ final class RequestLineRecorder: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             timer?.cancel()
             timer = nil
+            if outstanding == 0, let fastPath, let answer = fastPath.answer(head) {
+                pending = (head, answer, NIODeadline.now())
+                return
+            }
+            outstanding += 1
             let line = RequestLine(version: head.version, keepAlive: head.isKeepAlive)
             lines.withLockedValue { $0.append(line) }
         case .body:
-            break
+            if pending != nil { return }
         case .end:
             arm(context: context)
+            if let (request, answer, started) = pending {
+                pending = nil
+                send(answer, for: request, started: started, context: context)
+                return
+            }
         }
         context.fireChannelRead(data)
+    }
+
+    private func send(_ answer: StaticFastPath.Answer, for request: HTTPRequestHead, started: NIODeadline, context: ChannelHandlerContext) {
+        var head = answer.head
+        let keepAlive = request.isKeepAlive
+        if !keepAlive {
+            head.headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if request.version == .http1_0 {
+            head.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body = answer.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        let done = context.eventLoop.makePromise(of: Void.self)
+        context.write(wrapOutboundOut(.end(nil)), promise: done)
+        needsFlush = true
+        accessLog.record(peer: context.channel.remoteAddress, method: request.method.rawValue, target: request.uri, version: request.version,
+                         referer: request.headers.first(name: "referer"), agent: request.headers.first(name: "user-agent"),
+                         status: Int(head.status.code), bytes: answer.body?.readableBytes ?? 0, started: started)
+        if !keepAlive {
+            closing = true
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            done.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { outstanding = max(0, outstanding - 1) }
+        context.write(data, promise: promise)
     }
 
     private func arm(context: ChannelHandlerContext) {
@@ -70,6 +132,7 @@ struct HTTPConnection: Sendable {
     let settings: HTTPSettings
     let responder: @Sendable (Request, any Channel) async -> Response
     let accessLog: AccessLog
+    let fastPath: StaticFastPath?
 
     func setup(_ channel: any Channel, logger: Logger) -> EventLoopFuture<ConnectionTask> {
         channel.eventLoop.makeCompletedFuture {
@@ -82,7 +145,9 @@ struct HTTPConnection: Sendable {
                 withOutboundHeaderValidation: false, withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: limits)
             let lines = NIOLockedValueBox<[RequestLine]>([])
-            try sync.addHandler(RequestLineRecorder(lines: lines, headerTimeout: .nanoseconds(Int64(settings.headerTimeout * 1e9))))
+            try sync.addHandler(HTTP1FrontHandler(
+                lines: lines, headerTimeout: .nanoseconds(Int64(settings.headerTimeout * 1e9)),
+                fastPath: fastPath, accessLog: accessLog))
             try sync.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             let async = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                 wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))

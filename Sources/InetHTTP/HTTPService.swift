@@ -49,7 +49,8 @@ public struct HTTPService: InetConnectionTaskService {
     }
 
     public func setupConnection(_ channel: any Channel, logger: Logger) -> EventLoopFuture<ConnectionTask> {
-        HTTPConnection(settings: settings, responder: site.respond, accessLog: AccessLog(logger: logger)).setup(channel, logger: logger)
+        HTTPConnection(settings: settings, responder: site.respond, accessLog: AccessLog(logger: logger), fastPath: site.fastPath)
+            .setup(channel, logger: logger)
     }
 
     struct PrepareError: Error, CustomStringConvertible {
@@ -62,15 +63,19 @@ public struct HTTPService: InetConnectionTaskService {
 struct Site: Sendable {
     let responder: RouterResponder<BasicRequestContext>
     let logger: Logger
+    /// Small files answered on the event loop (nil when the file cache is off).
+    let fastPath: StaticFastPath?
 
     init(settings: HTTPSettings, host: HostDirectory, logger: Logger) {
         self.logger = logger
         let root = SiteRoot(settings.root)
+        let cache = FileCache(maximumBytes: settings.fileCacheBytes, maximumFileBytes: settings.fileCacheMaxFile)
+        fastPath = settings.fileCacheBytes > 0 ? StaticFastPath(root: root, statusPath: settings.statusPath, cache: cache) : nil
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: SiteGuard(root: root, statusPath: settings.statusPath))
         router.add(middleware: FileMiddleware(
             fileProvider: SiteFileProvider(
-                root: root, cache: FileCache(maximumBytes: settings.fileCacheBytes, maximumFileBytes: settings.fileCacheMaxFile),
+                root: root, cache: cache,
                 threadPool: .singleton, logger: logger),
             searchForIndexHtml: true))
         let statusPath = settings.statusPath

@@ -45,9 +45,11 @@ struct SiteFileProvider: FileProvider {
 
     func getAttributes(id: String) async throws -> FileAttributes? {
         guard let version = FileVersion(path: id) else { return nil }
+        // Whole seconds, as HTTP dates have, so the ETag FileMiddleware derives from it is the
+        // one the fast path (StaticFastPath) computes.
         return FileAttributes(
             isFolder: version.isDirectory, size: version.size,
-            modificationDate: Date(timeIntervalSince1970: Double(version.modifiedNanoseconds) / 1e9), version: version)
+            modificationDate: Date(timeIntervalSince1970: Double(version.modifiedSeconds)), version: version)
     }
 
     func loadFile(id: String, context: some RequestContext) async throws -> ResponseBody {
@@ -70,6 +72,8 @@ struct FileVersion: Equatable, Sendable {
     var size: Int
     var modifiedNanoseconds: Int64
     var isDirectory: Bool
+
+    var modifiedSeconds: Int64 { modifiedNanoseconds / 1_000_000_000 }
 
     init?(path: String) {
         var info = stat()

@@ -87,3 +87,10 @@ final class SitePathTests: XCTestCase {
 
 import Hummingbird
 typealias BasicContextStub = BasicRequestContext
+
+final class StaticFastPathTests: XCTestCase {
+    func testETagMatchesFileMiddlewaresForm() {
+        // FileMiddleware's weak ETag for a 273-byte file modified at 1796022985 s, as served.
+        XCTAssertEqual(StaticFastPath.eTag(modifiedSeconds: 1_796_022_985, size: 273), "W/\"313739363032323938352e302d323733\"")
+    }
+}

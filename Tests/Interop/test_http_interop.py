@@ -260,3 +260,16 @@ class TestInetkitHttpClient:
         assert plain.stdout.startswith(b"HTTP/1.1 301")
         followed = self.run("get", "-L", site.base + "/docs")
         assert b"hello.txt" in followed.stdout
+
+
+def test_fast_and_full_paths_give_the_same_validators(site):
+    """Small files are answered on the event loop; with If-Modified-Since they go through
+    Hummingbird's FileMiddleware. Both must describe the file identically."""
+    def headers(*extra):
+        out = curl("-s", "-D", "-", "-o", "/dev/null", *extra, site.base + "/docs/page.html")
+        return {l.split(": ", 1)[0].lower(): l.split(": ", 1)[1].strip() for l in out.splitlines()[1:] if ": " in l}
+    fast = headers()
+    full = headers("-H", "If-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT")
+    for name in ("etag", "last-modified", "content-type", "content-length", "accept-ranges"):
+        assert fast[name] == full[name], name
+    assert status(site, "/docs/page.html", "-r", "0-2", "-H", f"If-Range: {fast['etag']}") == "206"
