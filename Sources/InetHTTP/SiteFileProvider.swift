@@ -88,9 +88,13 @@ struct FileVersion: Equatable, Sendable {
 /// Small files kept in memory, bounded in total (`file_cache_bytes`) and per file
 /// (`file_cache_max_file`). An entry is used only while the file's version is unchanged.
 final class FileCache: Sendable {
-    private struct Entry {
+    /// A cached file with the header values that describe it, worked out once per version.
+    struct Entry: Sendable {
         var version: FileVersion
         var buffer: ByteBuffer
+        var eTag: String
+        var lastModified: String
+        var contentType: String?
     }
 
     private let entries = NIOLockedValueBox<(map: [String: Entry], bytes: Int)>(([:], 0))
@@ -104,10 +108,24 @@ final class FileCache: Sendable {
 
     /// The file's contents if it is small enough to cache (read now if needed), else nil.
     func contents(of path: String) -> ByteBuffer? {
+        entry(of: path)?.buffer
+    }
+
+    /// The cached file, current as of this call, if it is small enough to cache.
+    func entry(of path: String) -> Entry? {
         guard maximumBytes > 0, let version = FileVersion(path: path), !version.isDirectory,
               version.size <= maximumFileBytes, version.size <= maximumBytes else { return nil }
-        if let entry = entries.withLockedValue({ $0.map[path] }), entry.version == version { return entry.buffer }
+        if let entry = entries.withLockedValue({ $0.map[path] }), entry.version == version { return entry }
         guard let buffer = Self.read(path, expected: version.size), FileVersion(path: path) == version else { return nil }
+        var contentType: String?
+        if let dot = path.lastIndex(of: "."), let type = MediaType.getMediaType(forExtension: String(path[path.index(after: dot)...])) {
+            contentType = type.description
+        }
+        let entry = Entry(
+            version: version, buffer: buffer,
+            eTag: StaticFastPath.eTag(modifiedSeconds: version.modifiedSeconds, size: version.size),
+            lastModified: NIOLockedValueBoxCache.format(Int(version.modifiedSeconds)),
+            contentType: contentType)
         entries.withLockedValue { state in
             if let old = state.map.removeValue(forKey: path) { state.bytes -= old.buffer.readableBytes }
             // Over the bound: start afresh rather than track recency; small sites never get here.
@@ -115,10 +133,10 @@ final class FileCache: Sendable {
                 state.map.removeAll(keepingCapacity: true)
                 state.bytes = 0
             }
-            state.map[path] = Entry(version: version, buffer: buffer)
+            state.map[path] = entry
             state.bytes += buffer.readableBytes
         }
-        return buffer
+        return entry
     }
 
     private static func read(_ path: String, expected: Int) -> ByteBuffer? {

@@ -27,17 +27,16 @@ struct StaticFastPath: Sendable {
         guard path.last != "/", path != Substring(statusPath), !path.hasPrefix(statusPath + "/"),
               case .success(let decoded) = SitePath.check(rawPath: path),
               case .found(let file, false) = SitePath.resolve(decoded, root: root.path),
-              let version = FileVersion(path: file), let buffer = cache.contents(of: file) else { return nil }
-        let eTag = Self.eTag(modifiedSeconds: version.modifiedSeconds, size: buffer.readableBytes)
+              let entry = cache.entry(of: file) else { return nil }
+        let buffer = entry.buffer
+        let eTag = entry.eTag
         var fields = HTTPHeaders()
         fields.reserveCapacity(8)
         fields.add(name: "Content-Length", value: String(buffer.readableBytes))
-        fields.add(name: "Last-Modified", value: NIOLockedValueBoxCache.format(Int(version.modifiedSeconds)))
+        fields.add(name: "Last-Modified", value: entry.lastModified)
         fields.add(name: "ETag", value: eTag)
         fields.add(name: "Accept-Ranges", value: "bytes")
-        if let dot = file.lastIndex(of: "."), let type = MediaType.getMediaType(forExtension: String(file[file.index(after: dot)...])) {
-            fields.add(name: "Content-Type", value: type.description)
-        }
+        if let contentType = entry.contentType { fields.add(name: "Content-Type", value: contentType) }
         fields.add(name: "Server", value: "InetKit")
         fields.add(name: "Date", value: HTTPDate.now())
         if headers[canonicalForm: "if-none-match"].contains(where: { $0 == Substring(eTag) }) {
