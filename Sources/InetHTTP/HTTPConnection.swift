@@ -53,6 +53,9 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
+        // The connection ended between a request's head and its end: nothing will be sent.
+        if case .file(let handle, _) = pending?.answer.body { try? handle.close() }
+        pending = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -90,13 +93,21 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
             head.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
         }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body = answer.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         let done = context.eventLoop.makePromise(of: Void.self)
+        switch answer.body {
+        case .none:
+            break
+        case .buffer(let body):
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        case .file(let handle, let size):
+            context.write(wrapOutboundOut(.body(.fileRegion(FileRegion(fileHandle: handle, readerIndex: 0, endIndex: size)))), promise: nil)
+            done.futureResult.whenComplete { _ in try? handle.close() }
+        }
         context.write(wrapOutboundOut(.end(nil)), promise: done)
         needsFlush = true
         accessLog.record(peer: context.channel.remoteAddress, method: request.method.rawValue, target: request.uri, version: request.version,
                          referer: request.headers.first(name: "referer"), agent: request.headers.first(name: "user-agent"),
-                         status: Int(head.status.code), bytes: answer.body?.readableBytes ?? 0, started: started)
+                         status: Int(head.status.code), bytes: answer.body.count, started: started)
         if !keepAlive {
             closing = true
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)

@@ -117,10 +117,7 @@ final class FileCache: Sendable {
               version.size <= maximumFileBytes, version.size <= maximumBytes else { return nil }
         if let entry = entries.withLockedValue({ $0.map[path] }), entry.version == version { return entry }
         guard let buffer = Self.read(path, expected: version.size), FileVersion(path: path) == version else { return nil }
-        var contentType: String?
-        if let dot = path.lastIndex(of: "."), let type = MediaType.getMediaType(forExtension: String(path[path.index(after: dot)...])) {
-            contentType = type.description
-        }
+        let contentType = StaticFastPath.contentType(of: path)
         let entry = Entry(
             version: version, buffer: buffer,
             eTag: StaticFastPath.eTag(modifiedSeconds: version.modifiedSeconds, size: version.size),
