@@ -46,7 +46,15 @@ public struct HTTPSService: InetConnectionTaskService {
         self.site = site
         let accessLog = AccessLog(logger: logger)
         do {
-            channel = try HTTP2UpgradeChannel(tlsConfiguration: tls) { request, writer, channel in
+            // Over TLS, Hummingbird's HTTP/1 and HTTP/2 channels carry the requests; give them the
+            // service's limits: header sizes, and header_timeout as their idle timeout.
+            let idle = TimeAmount.nanoseconds(Int64(settings.headerTimeout * 1e9))
+            let configuration = HTTP2ChannelConfiguration(
+                idleTimeout: .nanoseconds(Int64(settings.headerTimeout * 1e9)),
+                streamConfiguration: .init(
+                    idleTimeout: idle,
+                    httpDecoderConfiguration: .init(maxHeaderFieldSize: settings.maxHeaderBytes, maxHeaderListSize: settings.maxHeaderBytes)))
+            channel = try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: configuration) { request, writer, channel in
                 let started = NIODeadline.now()
                 let response = await site.respond(request, channel: channel)
                 // An HTTP/2 stream is a child of the connection's channel.

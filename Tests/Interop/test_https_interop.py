@@ -25,7 +25,7 @@ def tls_site():
     s = Server(f"""bind: [127.0.0.1]
 shutdown_grace: 1
 services:
-  https: {{ port: 0, root: {root}, cert: {d}/cert.pem, key: {d}/key.pem }}
+  https: {{ port: 0, root: {root}, cert: {d}/cert.pem, key: {d}/key.pem, header_timeout: 1s }}
 """, args=["--services", "https"])
     s.certdir = d
     s.base = f"https://127.0.0.1:{s.port('https')}"
@@ -67,3 +67,14 @@ def test_https_stays_off_without_a_certificate():
     bad = Server("bind: [127.0.0.1]\nservices:\n  https: { port: 0, cert: /nonexistent.pem, key: /nonexistent.pem }\n", wait=False)
     assert bad.proc.wait(10) == 2
     assert "services.https.cert" in bad.read_stderr()
+
+
+def test_idle_tls_connection_is_closed_after_header_timeout(tls_site):
+    import time
+    context = ssl.create_default_context(cafile=f"{tls_site.certdir}/cert.pem")
+    context.set_alpn_protocols(["http/1.1"])
+    with socket.create_connection(("127.0.0.1", tls_site.port("https")), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            started = time.time()
+            assert tls.recv(100) == b""
+            assert time.time() - started < 6
