@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "InetCore", targets: ["InetCore"]),
         .library(name: "InetSimple", targets: ["InetSimple"]),
         .library(name: "InetHTTP", targets: ["InetHTTP"]),
+        .library(name: "InetDNS", targets: ["InetDNS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -82,6 +83,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: httpSwiftSettings
+        ),
+        .target(
+            name: "InetDNS",
+            dependencies: [
+                "InetCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InetDNSTests",
+            dependencies: ["InetDNS"],
+            swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "inetkit",
