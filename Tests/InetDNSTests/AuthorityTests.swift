@@ -1,0 +1,124 @@
+@testable import InetDNS
+import XCTest
+
+final class AuthorityTests: XCTestCase {
+    private func name(_ text: String) -> DNSName { try! DNSName(text) }
+
+    private lazy var authority: Authority = {
+        let records = try! ZoneFileParser.parse(##"""
+            $TTL 3600
+            @        SOA ns1 hostmaster 1 7200 3600 1209600 300
+                     NS  ns1
+                     MX  10 mail
+            ns1      A   192.0.2.53
+            mail     A   192.0.2.25
+                     AAAA 2001:db8::25
+            www      CNAME host
+            host     A   192.0.2.1
+            chain1   CNAME chain2
+            chain2   CNAME www
+            away     CNAME www.elsewhere.test.
+            loop1    CNAME loop2
+            loop2    CNAME loop1
+            *.wild   A   192.0.2.99
+            *.wild   MX  5 mail
+            a.b.ent  A   192.0.2.7
+            sub      NS  ns.sub
+            ns.sub   A   192.0.2.200
+            _http._tcp SRV 0 0 80 host
+            """##, origin: name("example.test."), file: "t")
+        return Authority(zones: [try! Zone(origin: name("example.test."), records: records)])
+    }()
+
+    private func ask(_ qname: String, _ type: DNSType, edns: EDNS? = nil, opcode: UInt8 = 0) -> DNSMessage {
+        authority.respond(to: DNSMessage(id: 7, opcode: opcode, recursionDesired: true, questions: [DNSQuestion(name: name(qname), type: type)], edns: edns))
+    }
+
+    func testExactAnswerIsAuthoritativeWithAdditionalAddresses() {
+        let response = ask("EXAMPLE.test.", .mx)
+        XCTAssertTrue(response.authoritative)
+        XCTAssertEqual(response.rcode, DNSRCode.noError)
+        XCTAssertEqual(response.questions.first?.name.description, "EXAMPLE.test.", "question echoed with the client's case")
+        XCTAssertEqual(response.answers.map(\.data), [.mx(preference: 10, exchange: name("mail.example.test."))])
+        XCTAssertEqual(Set(response.additional.map(\.type)), [.a, .aaaa])
+        XCTAssertTrue(response.recursionDesired)
+        XCTAssertFalse(response.recursionAvailable)
+    }
+
+    func testCNAMEChainsAreFollowedInsideTheZone() {
+        let response = ask("chain1.example.test.", .a)
+        XCTAssertEqual(response.answers.map(\.type), [.cname, .cname, .cname, .a])
+        XCTAssertEqual(response.answers.last?.data, .a([192, 0, 2, 1]))
+        let away = ask("away.example.test.", .a)
+        XCTAssertEqual(away.answers.map(\.type), [.cname], "targets outside the zone are left to the resolver")
+        let loop = ask("loop1.example.test.", .a)
+        XCTAssertEqual(loop.answers.count, 2, "a loop stops")
+        XCTAssertEqual(ask("www.example.test.", .cname).answers.map(\.type), [.cname])
+    }
+
+    func testNXDOMAINAndNODATACarrySOAWithNegativeTTL() {
+        let nx = ask("nothing.example.test.", .a)
+        XCTAssertEqual(nx.rcode, DNSRCode.nxDomain)
+        XCTAssertTrue(nx.answers.isEmpty)
+        XCTAssertEqual(nx.authority.map(\.type), [.soa])
+        XCTAssertEqual(nx.authority.first?.ttl, 300, "min(SOA TTL, MINIMUM)")
+        let nodata = ask("host.example.test.", .aaaa)
+        XCTAssertEqual(nodata.rcode, DNSRCode.noError)
+        XCTAssertTrue(nodata.answers.isEmpty)
+        XCTAssertEqual(nodata.authority.map(\.type), [.soa])
+        let ent = ask("b.ent.example.test.", .a)
+        XCTAssertEqual(ent.rcode, DNSRCode.noError, "an empty non-terminal exists")
+        XCTAssertEqual(ent.authority.map(\.type), [.soa])
+        let chainToNothing = ask("chain1.example.test.", .txt)
+        XCTAssertEqual(chainToNothing.answers.map(\.type), [.cname, .cname, .cname])
+        XCTAssertEqual(chainToNothing.authority.map(\.type), [.soa])
+    }
+
+    func testWildcardsFollowRFC4592() {
+        let response = ask("anything.wild.example.test.", .a)
+        XCTAssertEqual(response.answers.map(\.name), [name("anything.wild.example.test.")])
+        XCTAssertEqual(response.answers.first?.data, .a([192, 0, 2, 99]))
+        XCTAssertEqual(ask("x.y.wild.example.test.", .a).answers.count, 1, "deeper names match through the closest encloser")
+        let mx = ask("m.wild.example.test.", .mx)
+        XCTAssertEqual(mx.additional.map(\.type).sorted { $0.rawValue < $1.rawValue }, [.a, .aaaa])
+        XCTAssertEqual(ask("m.wild.example.test.", .txt).authority.map(\.type), [.soa], "wildcard NODATA")
+        XCTAssertEqual(ask("wild.example.test.", .a).rcode, DNSRCode.noError, "the wildcard's parent exists (empty non-terminal)")
+        XCTAssertEqual(ask("nothing.ent.example.test.", .a).rcode, DNSRCode.nxDomain, "no wildcard under ent")
+    }
+
+    func testDelegationsAreReferralsWithGlue() {
+        let response = ask("www.sub.example.test.", .a)
+        XCTAssertFalse(response.authoritative)
+        XCTAssertEqual(response.rcode, DNSRCode.noError)
+        XCTAssertTrue(response.answers.isEmpty)
+        XCTAssertEqual(response.authority.map(\.data), [.ns(name("ns.sub.example.test."))])
+        XCTAssertEqual(response.additional.map(\.data), [.a([192, 0, 2, 200])])
+        XCTAssertFalse(ask("sub.example.test.", .ns).authoritative, "the cut itself is referred too")
+    }
+
+    func testRefusedNotImpFormErrAndBadVers() {
+        XCTAssertEqual(ask("example.org.", .a).rcode, DNSRCode.refused)
+        XCTAssertEqual(ask("example.test.", .a, opcode: 2).rcode, DNSRCode.notImp)
+        let twoQuestions = authority.respond(to: DNSMessage(questions: [DNSQuestion(name: name("a.example.test."), type: .a), DNSQuestion(name: name("b.example.test."), type: .a)]))
+        XCTAssertEqual(twoQuestions.rcode, DNSRCode.formErr)
+        let badVers = ask("example.test.", .soa, edns: EDNS(udpPayloadSize: 4096, version: 1))
+        XCTAssertEqual(badVers.rcode, DNSRCode.badVers)
+        XCTAssertEqual(badVers.edns?.version, 0)
+        let withEDNS = ask("example.test.", .soa, edns: EDNS(udpPayloadSize: 4096))
+        XCTAssertEqual(withEDNS.edns?.udpPayloadSize, Authority.maximumUDPPayload)
+    }
+
+    func testSRVTargetGetsAdditionalAddress() {
+        let response = ask("_http._tcp.example.test.", .srv)
+        XCTAssertEqual(response.additional.map(\.data), [.a([192, 0, 2, 1])])
+    }
+
+    func testZoneChecks() {
+        XCTAssertThrowsError(try Zone(origin: name("x.test."), records: [])) { XCTAssertEqual($0 as? Zone.BuildError, .noSOA) }
+        let soa = DNSRecord(name: name("x.test."), ttl: 1, data: .soa(mname: name("ns.x.test."), rname: name("h.x.test."), serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 1))
+        XCTAssertThrowsError(try Zone(origin: name("x.test."), records: [soa, DNSRecord(name: name("y.test."), ttl: 1, data: .a([1, 2, 3, 4]))]))
+        XCTAssertThrowsError(try Zone(origin: name("x.test."), records: [soa,
+            DNSRecord(name: name("c.x.test."), ttl: 1, data: .cname(name("x.test."))),
+            DNSRecord(name: name("c.x.test."), ttl: 1, data: .a([1, 2, 3, 4]))]))
+    }
+}
