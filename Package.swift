@@ -103,6 +103,7 @@ let package = Package(
                 "InetCore",
                 "InetSimple",
                 "InetHTTP",
+                "InetDNS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// What a status page or the SNMP agent may know of the host: every service, where it listens,
 /// and its counters. Created with the plan and attached to the host when the host starts, so
@@ -17,6 +18,16 @@ public final class HostDirectory: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         started = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    private let changes = Synchronization.Atomic<Int>(0)
+
+    /// Changes whenever a service starts or stops listening: a cheap check for whoever keeps
+    /// something derived from `services()` (the DNS service's built-in zone).
+    public var generation: Int { changes.load(ordering: .acquiring) }
+
+    func listenersChanged() {
+        changes.wrappingAdd(1, ordering: .releasing)
     }
 
     func attach(_ provider: @escaping @Sendable () -> [ServiceStatus]) {

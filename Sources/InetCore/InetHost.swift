@@ -29,7 +29,7 @@ public final class InetHost: Sendable {
     public init(plan: HostPlan, group: any EventLoopGroup, logger: Logger) {
         self.group = group
         self.logger = logger
-        let runtimes = plan.services.map(ServiceRuntime.init(planned:))
+        let runtimes = plan.services.map { ServiceRuntime(planned: $0, directory: plan.directory) }
         self.state = NIOLockedValueBox(State(plan: plan, addresses: plan.bindAddresses, runtimes: runtimes))
         plan.directory.attach { () -> [ServiceStatus] in
             runtimes.map { (runtime: ServiceRuntime) -> ServiceStatus in runtime.status() }
@@ -198,6 +198,7 @@ public final class InetHost: Sendable {
             throw error
         }
         runtime.listeners.withLockedValue { $0 = bound }
+        state.withLockedValue { $0.plan.directory }.listenersChanged()
     }
 
     /// Binds one transport on every address, with one port for all of them: with port 0 the

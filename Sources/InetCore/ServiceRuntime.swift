@@ -56,8 +56,10 @@ final class ServiceRuntime: Sendable {
     let listeners = NIOLockedValueBox<[Listener]>([])
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     private let planned = NIOLockedValueBox<PlannedService?>(nil)
+    let directory: HostDirectory
 
-    init(planned service: PlannedService) {
+    init(planned service: PlannedService, directory: HostDirectory) {
+        self.directory = directory
         name = service.descriptor.name
         settings = LimitsBox(limits: service.limits, service: service.service)
         counters = Dictionary(uniqueKeysWithValues: service.descriptor.transports.map {
@@ -128,6 +130,7 @@ final class ServiceRuntime: Sendable {
         for listener in current {
             try? await listener.channel.close()
         }
+        if !current.isEmpty { directory.listenersChanged() }
     }
 
     /// Closes every open connection now.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import InetCore
+import InetDNS
 import InetHTTP
 import InetSimple
 import Logging
@@ -13,7 +14,7 @@ import Glibc
 #endif
 
 /// Every service this build of InetKit can run.
-let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [HTTPService.descriptor, HTTPSService.descriptor]
+let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [DNSService.descriptor, HTTPService.descriptor, HTTPSService.descriptor]
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,0 +1,155 @@
+import InetCore
+import NIOConcurrencyHelpers
+import NIOCore
+import Synchronization
+
+/// The authoritative DNS service on port 53, UDP and TCP (RFC 1035, RFC 7766). Zones come from
+/// `services.dns.zones: [{origin, file}]`; without any, a built-in zone `inetkit.test.`
+/// describes this host and its running services. AXFR over TCP for `allow_transfer` sources.
+public struct DNSService: InetService {
+    public static let descriptor = ServiceDescriptor(
+        name: "dns", wellKnownPort: 53, transports: [.udp, .tcp], optionKeys: ["zones", "allow_transfer"],
+        summary: "an authoritative name server from zone files (RFC 1034/1035)"
+    ) { options throws(ConfigError) in
+        try DNSService(options: options)
+    }
+
+    let zones: ZoneSource
+    let transferFrom: [CIDR]
+
+    init(options: ServiceOptions) throws(ConfigError) {
+        var loaded: [Zone] = []
+        if let reader = options.reader, let list = reader.value("zones") {
+            guard case .list(let items, _) = list else { throw reader.error("zones", "expected a list of {origin, file}") }
+            for item in items {
+                let entry = try ConfigReader(item, file: reader.file, path: reader.keyPath("zones"))
+                try entry.rejectUnknownKeys(allowed: ["origin", "file"])
+                guard let originText = try entry.string("origin"), let file = try entry.string("file") else {
+                    throw entry.error("origin", "each zone needs origin and file")
+                }
+                let origin: DNSName
+                do { origin = try DNSName(originText.hasSuffix(".") ? originText : originText + ".") } catch {
+                    throw entry.error("origin", "'\(originText)' is not a domain name")
+                }
+                let path = file.hasPrefix("/") || options.configDirectory.isEmpty ? file : options.configDirectory + "/" + file
+                guard let text = readTextFile(path, limit: 256 << 20) else { throw entry.error("file", "cannot read '\(path)'") }
+                do {
+                    let records = try ZoneFileParser.parse(text, origin: origin, file: path)
+                    loaded.append(try Zone(origin: origin, records: records))
+                } catch let error as ZoneFileError {
+                    throw entry.error("file", error.description)
+                } catch {
+                    throw entry.error("file", "\(path): \(error)")
+                }
+            }
+        }
+        var cidrs: [CIDR] = []
+        for text in try options.reader?.stringList("allow_transfer") ?? ["127.0.0.0/8", "::1/128"] {
+            guard let cidr = CIDR(text) else { throw options.error("allow_transfer", "'\(text)' is not an address or CIDR") }
+            cidrs.append(cidr)
+        }
+        transferFrom = cidrs
+        zones = loaded.isEmpty ? .builtIn(BuiltInZone(host: options.host)) : .fixed(Authority(zones: loaded))
+    }
+
+    public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        let bytes = Array(payload.readableBytesView)
+        guard let answer = answer(bytes, transport: .udp, peer: nil) else { return nil }
+        return allocator.buffer(bytes: answer)
+    }
+
+    public func configureTCPConnection(_ channel: any Channel) throws {
+        try channel.pipeline.syncOperations.addHandlers([
+            ByteToMessageHandler(DNSTCPFrameDecoder()),
+            DNSTCPHandler(service: self),
+        ])
+    }
+
+    /// The answer to one query's bytes; nil when nothing should be sent (not even a header).
+    func answer(_ bytes: [UInt8], transport: Transport, peer: SocketAddress?) -> [UInt8]? {
+        let query: DNSMessage
+        do {
+            query = try DNSMessageReader.decode(bytes)
+        } catch {
+            // FORMERR echoing what can be read of the header; a response is never answered.
+            guard let (id, flags) = DNSMessageReader.header(bytes), flags & 0x8000 == 0 else { return nil }
+            let formErr = DNSMessage(id: id, isResponse: true, opcode: UInt8((flags >> 11) & 0xF), rcode: DNSRCode.formErr)
+            return try? DNSMessageWriter.encode(formErr)
+        }
+        guard !query.isResponse else { return nil }
+        var response = zones.authority.respond(to: query)
+        if transport == .udp, query.questions.first?.type == .axfr, response.rcode == DNSRCode.noError {
+            // RFC 5936 4.2: zone transfers are TCP only.
+            response = DNSMessage(id: query.id, isResponse: true, rcode: DNSRCode.notImp, questions: query.questions)
+        }
+        let limit: Int
+        if transport == .tcp {
+            limit = 65_535
+        } else if let edns = query.edns {
+            limit = max(512, min(Int(edns.udpPayloadSize), Int(Authority.maximumUDPPayload)))
+        } else {
+            limit = 512
+        }
+        return try? DNSMessageWriter.encode(response, limit: limit)
+    }
+
+    func mayTransfer(from peer: SocketAddress?) -> Bool {
+        guard let peer else { return false }
+        return transferFrom.contains { $0.contains(peer) }
+    }
+}
+
+/// The zones in force: fixed from files, or the built-in zone rebuilt when listeners change.
+enum ZoneSource: Sendable {
+    case fixed(Authority)
+    case builtIn(BuiltInZone)
+
+    var authority: Authority {
+        switch self {
+        case .fixed(let authority): authority
+        case .builtIn(let zone): zone.authority
+        }
+    }
+}
+
+/// An address block, for `allow_transfer`.
+struct CIDR: Sendable {
+    var bytes: [UInt8]
+    var prefix: Int
+
+    init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        let host = String(parts[0])
+        guard let bytes = ZoneFileParser.address(host, family: AF_INET, count: 4) ?? ZoneFileParser.address(host, family: AF_INET6, count: 16) else { return nil }
+        self.bytes = host.contains(":") ? bytes : Array(bytes.prefix(4))
+        if parts.count == 2 {
+            guard let prefix = Int(parts[1]), (0...(self.bytes.count * 8)).contains(prefix) else { return nil }
+            self.prefix = prefix
+        } else {
+            self.prefix = self.bytes.count * 8
+        }
+    }
+
+    func contains(_ address: SocketAddress) -> Bool {
+        guard let text = address.ipAddress else { return false }
+        var candidate = ZoneFileParser.address(text, family: AF_INET, count: 4) ?? ZoneFileParser.address(text, family: AF_INET6, count: 16) ?? []
+        if text.contains(":") == false { candidate = Array(candidate.prefix(4)) }
+        // ::ffff:a.b.c.d matches IPv4 blocks.
+        if candidate.count == 16, bytes.count == 4, candidate.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
+            candidate = Array(candidate.suffix(4))
+        }
+        guard candidate.count == bytes.count else { return false }
+        var remaining = prefix
+        for (a, b) in zip(candidate, bytes) where remaining > 0 {
+            let bits = min(8, remaining)
+            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - bits))
+            if a & mask != b & mask { return false }
+            remaining -= bits
+        }
+        return true
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
