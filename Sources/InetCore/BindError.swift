@@ -18,6 +18,9 @@ public struct BindError: Error, CustomStringConvertible, Sendable {
         "cannot bind \(service)/\(transport) on \(address): \(reason)"
     }
 
+    /// How `reason` begins for EADDRINUSE.
+    static let addressInUse = String(cString: strerror(EADDRINUSE))
+
     static func reason(for error: any Error) -> String {
         if let io = error as? IOError {
             var hint = ""

@@ -189,13 +189,26 @@ public final class InetHost: Sendable {
         } catch {
             throw BindError(service: runtime.name, transport: planned.transports.first ?? .tcp, address: "-", reason: "cannot prepare the service: \(error)")
         }
-        do {
-            for transport in planned.transports {
-                bound += try await bind(runtime, transport: transport, port: planned.port, addresses: addresses)
+        // With port 0, the first transport picks a free port and the others take the same one
+        // (DNS clients retry a truncated UDP answer over TCP on the same port), trying again
+        // with a new port if the other transport's port is taken.
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                var port = planned.port
+                for transport in planned.transports {
+                    let listeners = try await bind(runtime, transport: transport, port: port, addresses: addresses)
+                    bound += listeners
+                    if port == 0, let first = listeners.first { port = first.port }
+                }
+                break
+            } catch {
+                for listener in bound { try? await listener.channel.close() }
+                bound = []
+                if planned.port == 0, attempt < 10, error.reason.hasPrefix(BindError.addressInUse) { continue }
+                throw error
             }
-        } catch {
-            for listener in bound { try? await listener.channel.close() }
-            throw error
         }
         runtime.listeners.withLockedValue { $0 = bound }
         state.withLockedValue { $0.plan.directory }.listenersChanged()
