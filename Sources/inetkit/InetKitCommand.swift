@@ -12,6 +12,7 @@ struct InetKitCommand: AsyncParsableCommand {
             ProbeCommand.self,
             HTTPCommand.self,
             CertCommand.self,
+            DNSCommand.self,
         ]
     )
 }

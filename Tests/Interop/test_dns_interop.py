@@ -150,3 +150,22 @@ def test_built_in_zone_describes_the_host():
         assert "mail.inetkit.test." in dig(s, "inetkit.test", "MX", "+short")
     finally:
         assert s.stop() == 0
+
+
+def test_inetkit_dns_client(dns):
+    from conftest import BIN
+    port = dns.port("dns", "udp")
+    out = subprocess.run([BIN, "dns", "query", "www.example.test", "A", f"@127.0.0.1:{port}"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "status: NOERROR" in out.stdout and "host.example.test.\t3600\tIN\tA\t192.0.2.1" in out.stdout
+    assert "(UDP)" in out.stdout
+    big = subprocess.run([BIN, "dns", "query", "big.example.test", "TXT", f"@127.0.0.1:{port}", "--bufsize", "0"], capture_output=True, text=True, timeout=30)
+    assert "(TCP)" in big.stdout and "ANSWER: 10" in big.stdout, "truncated over UDP, retried over TCP"
+    two = subprocess.run([BIN, "dns", "query", "host.example.test", f"@127.0.0.1:{port}", f"@127.0.0.1:{port}", "--concurrency", "2"], capture_output=True, text=True, timeout=30)
+    assert "all 2 servers gave the same answer" in two.stdout
+    axfr = subprocess.run([BIN, "dns", "axfr", "example.test", f"@127.0.0.1:{port}"], capture_output=True, text=True, timeout=30)
+    assert axfr.returncode == 0 and axfr.stdout.startswith("$ORIGIN example.test.") and ";; 22 records" in axfr.stdout
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = closed.getsockname()[1]
+    failed = subprocess.run([BIN, "dns", "query", "x.test", f"@127.0.0.1:{dead}", "--timeout", "1"], capture_output=True, text=True, timeout=30)
+    assert failed.returncode == 1 and "refused" in failed.stdout

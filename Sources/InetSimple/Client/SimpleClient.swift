@@ -190,7 +190,7 @@ public struct SimpleClient: Sendable {
         let started = NIODeadline.now()
         var result = SimpleResult(target: target, transport: .udp, kind: request.kind, ok: false, detail: "", bytesSent: 0, bytesReceived: 0, roundTrip: 0)
         do {
-            if session == nil { session = try await UDPSession.open(target: target, group: group) }
+            if session == nil { session = try await UDPSession.open(host: target.host, port: target.port, group: group) }
             let open = session!
             var payload = open.channel.allocator.buffer(capacity: min(request.payload.count, 65_507))
             switch request.kind {
@@ -229,90 +229,6 @@ public struct SimpleClient: Sendable {
         }
         result.roundTrip = Double((NIODeadline.now() - started).nanoseconds) / 1e9
         return result
-    }
-}
-
-/// A connected UDP socket used for consecutive requests to one target, one at a time.
-final class UDPSession: Sendable {
-    let target: Target
-    let channel: any Channel
-    private let handler: NIOLoopBound<UDPReplyHandler>
-
-    private init(target: Target, channel: any Channel, handler: NIOLoopBound<UDPReplyHandler>) {
-        self.target = target
-        self.channel = channel
-        self.handler = handler
-    }
-
-    static func open(target: Target, group: any EventLoopGroup) async throws -> UDPSession {
-        let channel = try await DatagramBootstrap(group: group)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UDPReplyHandler())
-                }
-            }
-            .connect(host: target.host, port: target.port).get()
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: UDPReplyHandler.self), eventLoop: channel.eventLoop)
-        }.get()
-        return UDPSession(target: target, channel: channel, handler: handler)
-    }
-
-    /// Sends one datagram and waits for the next one back; `nil` when none came in time.
-    func request(_ payload: ByteBuffer, timeout: TimeAmount) async throws -> ByteBuffer? {
-        let channel = self.channel
-        let handler = self.handler
-        return try await channel.eventLoop.flatSubmit { () -> EventLoopFuture<ByteBuffer?> in
-            let promise = channel.eventLoop.makePromise(of: ByteBuffer?.self)
-            handler.value.await(promise)
-            let timer = channel.eventLoop.scheduleTask(in: timeout) { handler.value.complete(.success(nil)) }
-            promise.futureResult.whenComplete { _ in timer.cancel() }
-            guard let remote = channel.remoteAddress else {
-                handler.value.complete(.failure(ChannelError.ioOnClosedChannel))
-                return promise.futureResult
-            }
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: payload)).whenFailure { error in
-                handler.value.complete(.failure(error))
-            }
-            return promise.futureResult
-        }.get()
-    }
-
-    func close() async {
-        try? await channel.close()
-    }
-}
-
-/// Hands the next datagram (or socket error, e.g. ECONNREFUSED from an ICMP port
-/// unreachable) to the one waiting request; anything else is dropped.
-final class UDPReplyHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-
-    private var pending: EventLoopPromise<ByteBuffer?>?
-
-    func await(_ promise: EventLoopPromise<ByteBuffer?>) {
-        complete(.success(nil))
-        pending = promise
-    }
-
-    func complete(_ result: Result<ByteBuffer?, any Error>) {
-        guard let promise = pending else { return }
-        pending = nil
-        promise.completeWith(result)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        complete(.success(unwrapInboundIn(data).data))
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        complete(.failure(error))
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        complete(.failure(ChannelError.ioOnClosedChannel))
-        context.fireChannelInactive()
     }
 }
 
