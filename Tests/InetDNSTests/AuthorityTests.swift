@@ -41,6 +41,8 @@ final class AuthorityTests: XCTestCase {
         XCTAssertEqual(response.questions.first?.name.description, "EXAMPLE.test.", "question echoed with the client's case")
         XCTAssertEqual(response.answers.map(\.data), [.mx(preference: 10, exchange: name("mail.example.test."))])
         XCTAssertEqual(Set(response.additional.map(\.type)), [.a, .aaaa])
+        XCTAssertEqual(response.additional.count, 3, "mail's A and AAAA, ns1's A")
+        XCTAssertEqual(ask("example.test.", .ns).authority, [], "NS at the apex is already the answer")
         XCTAssertTrue(response.recursionDesired)
         XCTAssertFalse(response.recursionAvailable)
     }
@@ -80,7 +82,7 @@ final class AuthorityTests: XCTestCase {
         XCTAssertEqual(response.answers.first?.data, .a([192, 0, 2, 99]))
         XCTAssertEqual(ask("x.y.wild.example.test.", .a).answers.count, 1, "deeper names match through the closest encloser")
         let mx = ask("m.wild.example.test.", .mx)
-        XCTAssertEqual(mx.additional.map(\.type).sorted { $0.rawValue < $1.rawValue }, [.a, .aaaa])
+        XCTAssertEqual(Set(mx.additional.map(\.data)), [.a([192, 0, 2, 25]), .aaaa([0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [0x25]), .a([192, 0, 2, 53])])
         XCTAssertEqual(ask("m.wild.example.test.", .txt).authority.map(\.type), [.soa], "wildcard NODATA")
         XCTAssertEqual(ask("wild.example.test.", .a).rcode, DNSRCode.noError, "the wildcard's parent exists (empty non-terminal)")
         XCTAssertEqual(ask("nothing.ent.example.test.", .a).rcode, DNSRCode.nxDomain, "no wildcard under ent")
@@ -110,7 +112,8 @@ final class AuthorityTests: XCTestCase {
 
     func testSRVTargetGetsAdditionalAddress() {
         let response = ask("_http._tcp.example.test.", .srv)
-        XCTAssertEqual(response.additional.map(\.data), [.a([192, 0, 2, 1])])
+        XCTAssertEqual(response.additional.map(\.data), [.a([192, 0, 2, 1]), .a([192, 0, 2, 53])], "the SRV target, then the name server")
+        XCTAssertEqual(response.authority.map(\.data), [.ns(name("ns1.example.test."))], "positive answers carry the zone's NS, as NSD's do")
     }
 
     func testZoneChecks() {

@@ -42,6 +42,18 @@ public struct Authority: Sendable {
             return response
         }
         answer(question, in: zone, into: &response)
+        // Like NSD and BIND: a positive authoritative answer carries the zone's NS records in
+        // the authority section, and their addresses in the additional section.
+        if response.authoritative, response.rcode == DNSRCode.noError, !response.answers.isEmpty, response.authority.isEmpty {
+            let servers = zone.rrset(zone.origin, .ns)
+            // Not when the answer leaves the zone through a CNAME (NSD does the same).
+            var leavesZone = false
+            if question.type != .cname, case .cname(let target)? = response.answers.last?.data, !target.isSubdomain(of: zone.origin) { leavesZone = true }
+            if !(question.type == .ns && question.name == zone.origin) && !leavesZone {
+                response.authority = servers
+                addGlue(for: servers.compactMap(\.data.additionalTarget), from: zone, into: &response)
+            }
+        }
         return response
     }
 
