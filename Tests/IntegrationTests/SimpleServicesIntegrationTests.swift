@@ -123,6 +123,9 @@ final class SimpleServicesIntegrationTests: XCTestCase {
         let host = try await HostHarness.start(only: ["echo", "time"])
         let echoPort = host.port(of: "echo", transport: .tcp)!
         let held = try await HostHarness.connect(port: echoPort)
+        // Accepted by the host (not just queued by the kernel) before the listener closes.
+        let accepted = await HostHarness.eventually(within: 2) { host.openConnections == 1 }
+        XCTAssertTrue(accepted)
         var next = try HostHarness.plan("services:\n  echo: { max_connections: 5 }\n", only: ["daytime", "time"])
         next.services = next.services.map { var s = $0; s.port = 0; return s }
         let changes = await host.apply(next)
