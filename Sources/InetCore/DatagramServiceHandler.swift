@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Serves one UDP socket of one service: counts, rate-limits per source, asks the service for
@@ -13,20 +14,27 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     private let counters: ServiceCounters
     private let logger: Logger
     private let limitsBox: LimitsBox
-    private var limiter: SourceRateLimiter
+    /// Shared by every UDP socket of the service (one per event loop), so a source's rate is
+    /// the configured one whichever socket the kernel hands its datagrams to.
+    private let limiter: NIOLockedValueBox<SourceRateLimiter>
     private var limitsGeneration: Int
     private var needsFlush = false
     /// Sources this socket has seen, so each new one is noted once in the counters.
     private var seenSources = Set<SourceKey>()
 
-    init(service: any InetService, name: String, counters: ServiceCounters, limits: LimitsBox, logger: Logger) {
+    init(service: any InetService, name: String, counters: ServiceCounters, limits: LimitsBox, limiter: NIOLockedValueBox<SourceRateLimiter>, logger: Logger) {
         self.service = service
         self.name = name
         self.counters = counters
         self.limitsBox = limits
         self.logger = logger
         let (current, generation) = limits.current
-        self.limiter = SourceRateLimiter(rate: current.udpRate, burst: current.udpBurst, maximumSources: current.udpMaxSources)
+        self.limiter = limiter
+        limiter.withLockedValue {
+            $0.rate = current.udpRate
+            $0.burst = current.udpBurst
+            $0.maximumSources = current.udpMaxSources
+        }
         self.limitsGeneration = generation
     }
 
@@ -42,7 +50,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         if let source, seenSources.count < ServiceCounters.maximumTrackedPeers, seenSources.insert(source).inserted {
             counters.notePeer(envelope.remoteAddress.ipAddress ?? "?")
         }
-        let decision = source.map { limiter.admit($0, now: started) } ?? .allow
+        let decision = source.map { key in limiter.withLockedValue { $0.admit(key, now: started) } } ?? .allow
         guard decision == .allow else {
             counters.datagramsDropped.bump(1)
             if decision == .startLimiting {
@@ -99,9 +107,11 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         let generation = limitsBox.generation
         guard generation != limitsGeneration else { return }
         let (current, latest) = limitsBox.current
-        limiter.rate = current.udpRate
-        limiter.burst = current.udpBurst
-        limiter.maximumSources = current.udpMaxSources
+        limiter.withLockedValue {
+            $0.rate = current.udpRate
+            $0.burst = current.udpBurst
+            $0.maximumSources = current.udpMaxSources
+        }
         limitsGeneration = latest
     }
 }

@@ -204,7 +204,7 @@ public final class InetHost: Sendable {
                 }
                 break
             } catch {
-                for listener in bound { try? await listener.channel.close() }
+                for listener in bound { try? await listener.closeAll() }
                 bound = []
                 if planned.port == 0, attempt < 10, error.reason.hasPrefix(BindError.addressInUse) { continue }
                 throw error
@@ -227,9 +227,23 @@ public final class InetHost: Sendable {
                     let channel = try await bindChannel(runtime, transport: transport, host: address.host, port: chosen)
                     let actual = channel.localAddress?.port ?? chosen
                     chosen = actual
-                    bound.append(Listener(service: runtime.name, transport: transport, address: address, port: actual, channel: channel))
+                    var listener = Listener(service: runtime.name, transport: transport, address: address, port: actual, channel: channel)
+                    if transport == .udp {
+                        // One more socket per further event loop on the same port
+                        // (SO_REUSEPORT): the kernel spreads datagrams over them by source,
+                        // so every core answers.
+                        do {
+                            for loop in eventLoops.dropFirst() {
+                                listener.siblings.append(try await bindChannel(runtime, transport: .udp, host: address.host, port: actual, on: loop))
+                            }
+                        } catch {
+                            try? await listener.closeAll()
+                            throw error
+                        }
+                    }
+                    bound.append(listener)
                 } catch {
-                    for listener in bound { try? await listener.channel.close() }
+                    for listener in bound { try? await listener.closeAll() }
                     let inUse = (error as? IOError)?.errnoCode == EADDRINUSE
                     if port == 0 && !bound.isEmpty && inUse && attempt < 10 { break }
                     throw BindError(service: runtime.name, transport: transport, address: address.display(port: chosen), reason: BindError.reason(for: error))
@@ -239,7 +253,14 @@ public final class InetHost: Sendable {
         }
     }
 
-    private func bindChannel(_ runtime: ServiceRuntime, transport: Transport, host: String, port: Int) async throws -> any Channel {
+    /// Every event loop of the group (the UDP listeners get one socket on each).
+    private var eventLoops: [any EventLoop] {
+        var loops: [any EventLoop] = []
+        for loop in group.makeIterator() { loops.append(loop) }
+        return loops
+    }
+
+    private func bindChannel(_ runtime: ServiceRuntime, transport: Transport, host: String, port: Int, on loop: (any EventLoop)? = nil) async throws -> any Channel {
         let logger = self.logger
         switch transport {
         case .tcp:
@@ -266,14 +287,16 @@ public final class InetHost: Sendable {
             let counters = runtime.counters[.udp]!
             let settings = runtime.settings
             let name = runtime.name
-            return try await DatagramBootstrap(group: group)
+            return try await DatagramBootstrap(group: loop ?? group.next())
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: limits.maxDatagram))
                 .channelOption(.maxMessagesPerRead, value: 16)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(DatagramServiceHandler(
-                            service: settings.service, name: name, counters: counters, limits: settings, logger: logger))
+                            service: settings.service, name: name, counters: counters, limits: settings,
+                            limiter: runtime.udpLimiter, logger: logger))
                     }
                 }
                 .bind(host: host, port: port).get()

@@ -43,6 +43,20 @@ public struct Listener: Sendable {
     public var address: BindAddress
     public var port: Int
     let channel: any Channel
+    /// Further sockets on the same address and port (UDP, one per event loop).
+    var siblings: [any Channel] = []
+
+    init(service: String, transport: Transport, address: BindAddress, port: Int, channel: any Channel) {
+        self.service = service
+        self.transport = transport
+        self.address = address
+        self.port = port
+        self.channel = channel
+    }
+
+    func closeAll() async throws {
+        for channel in [channel] + siblings { try? await channel.close() }
+    }
 
     /// `address:port` as printed in the table.
     public var display: String { address.display(port: port) }
@@ -57,9 +71,12 @@ final class ServiceRuntime: Sendable {
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     private let planned = NIOLockedValueBox<PlannedService?>(nil)
     let directory: HostDirectory
+    /// The per-source UDP rate limiter, shared by all the service's UDP sockets.
+    let udpLimiter: NIOLockedValueBox<SourceRateLimiter>
 
     init(planned service: PlannedService, directory: HostDirectory) {
         self.directory = directory
+        udpLimiter = NIOLockedValueBox(SourceRateLimiter(rate: service.limits.udpRate, burst: service.limits.udpBurst, maximumSources: service.limits.udpMaxSources))
         name = service.descriptor.name
         settings = LimitsBox(limits: service.limits, service: service.service)
         counters = Dictionary(uniqueKeysWithValues: service.descriptor.transports.map {
@@ -128,7 +145,7 @@ final class ServiceRuntime: Sendable {
             return list
         }
         for listener in current {
-            try? await listener.channel.close()
+            try? await listener.closeAll()
         }
         if !current.isEmpty { directory.listenersChanged() }
     }
