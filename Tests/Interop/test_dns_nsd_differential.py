@@ -139,3 +139,50 @@ def test_same_answers_as_nsd(nsd, inetkit, transport):
         if ours != theirs:
             differences.append(f"{name} {qtype}:\n  inetkit {ours}\n  nsd     {theirs}")
     assert not differences, f"{len(differences)} of {len(QUERIES)} differ:\n" + "\n".join(differences[:10])
+
+
+def test_nsd_as_secondary_copies_the_zone_by_axfr(inetkit):
+    """A standard secondary (NSD with request-xfr) copies the zone from InetKit and serves it."""
+    d = tempfile.mkdtemp(prefix="inetkit-nsd2-")
+    port = free_port()
+    with open(os.path.join(d, "nsd.conf"), "w") as f:
+        f.write(f"""server:
+  ip-address: 127.0.0.1
+  port: {port}
+  username: ""
+  chroot: ""
+  zonesdir: "{d}"
+  pidfile: "{d}/nsd.pid"
+  zonelistfile: "{d}/zone.list"
+  xfrdfile: "{d}/xfrd.state"
+  xfrdir: "{d}"
+  logfile: "{d}/nsd.log"
+  server-count: 1
+  verbosity: 2
+remote-control:
+  control-enable: no
+zone:
+  name: example.test
+  zonefile: example.test.copy
+  request-xfr: AXFR 127.0.0.1@{inetkit} NOKEY
+  allow-notify: 127.0.0.1 NOKEY
+""")
+    proc = subprocess.Popen(["/usr/sbin/nsd", "-d", "-c", os.path.join(d, "nsd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(proc)
+    try:
+        deadline = time.time() + 20
+        answer = ""
+        while time.time() < deadline:
+            answer = subprocess.run(["dig", "+short", "@127.0.0.1", "-p", str(port), "x.wild.example.test", "A"], capture_output=True, text=True, timeout=10).stdout.strip()
+            if answer:
+                break
+            time.sleep(0.3)
+        assert answer == "192.0.2.99", open(os.path.join(d, "nsd.log")).read()
+        assert "received update to serial 2026113001" in open(os.path.join(d, "nsd.log")).read()
+        for name, qtype in [("caa.example.test", "CAA"), ("odd.example.test", "TYPE65280"), ("_http._tcp.example.test", "SRV")]:
+            copied = sections(dig(port, name, qtype))
+            original = sections(dig(inetkit, name, qtype))
+            assert copied["ANSWER"] == original["ANSWER"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
