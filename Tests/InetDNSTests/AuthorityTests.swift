@@ -125,3 +125,31 @@ final class AuthorityTests: XCTestCase {
             DNSRecord(name: name("c.x.test."), ttl: 1, data: .a([1, 2, 3, 4]))]))
     }
 }
+
+final class AnswerCacheTests: XCTestCase {
+    func testCachedAnswerEqualsAFreshOneForAnotherIDAndLetterCase() throws {
+        let origin = try DNSName("example.test.")
+        let records = try ZoneFileParser.parse("$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.1\n", origin: origin, file: "t")
+        let authority = Authority(zones: [try Zone(origin: origin, records: records)])
+        let cache = AnswerCache()
+        func query(_ id: UInt16, _ name: String, edns: EDNS?) throws -> [UInt8] {
+            try DNSMessageWriter.encode(DNSMessage(id: id, recursionDesired: true, questions: [DNSQuestion(name: DNSName(name), type: .a)], edns: edns))
+        }
+        func fresh(_ bytes: [UInt8], limit: Int) throws -> [UInt8] {
+            try DNSMessageWriter.encode(authority.respond(to: DNSMessageReader.decode(bytes)), limit: limit)
+        }
+        let first = try query(1, "www.example.test.", edns: EDNS(udpPayloadSize: 4096))
+        let key = try XCTUnwrap(AnswerCache.key(for: first, tcp: false, maximumUDP: 1232))
+        XCTAssertEqual(key.limit, 1232)
+        cache.store(try fresh(first, limit: key.limit), for: key, generation: 0)
+        let second = try query(0xABCD, "WWW.Example.TEST.", edns: EDNS(udpPayloadSize: 4096))
+        let secondKey = try XCTUnwrap(AnswerCache.key(for: second, tcp: false, maximumUDP: 1232))
+        XCTAssertEqual(secondKey.bytes, key.bytes, "the key ignores ID and letter case")
+        XCTAssertEqual(cache.answer(for: secondKey, query: second, generation: 0), try fresh(second, limit: 1232))
+        XCTAssertNil(cache.answer(for: secondKey, query: second, generation: 1), "a zone change empties the cache")
+        // Without EDNS, over TCP, or with other flags: other keys.
+        XCTAssertNotEqual(AnswerCache.key(for: try query(1, "www.example.test.", edns: nil), tcp: false, maximumUDP: 1232)?.bytes, key.bytes)
+        XCTAssertNotEqual(AnswerCache.key(for: first, tcp: true, maximumUDP: 1232)?.bytes, key.bytes)
+        XCTAssertNil(AnswerCache.key(for: try query(1, "www.example.test.", edns: EDNS(version: 1)), tcp: false, maximumUDP: 1232), "BADVERS goes the slow way")
+    }
+}

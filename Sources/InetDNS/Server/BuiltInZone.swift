@@ -14,6 +14,8 @@ final class BuiltInZone: Sendable {
         self.host = host
     }
 
+    var generation: Int { host.generation }
+
     var authority: Authority {
         let generation = host.generation
         if let cached = cached.withLockedValue({ $0 }), cached.generation == generation { return cached.authority }

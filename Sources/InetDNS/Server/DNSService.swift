@@ -16,6 +16,7 @@ public struct DNSService: InetService {
 
     let zones: ZoneSource
     let transferFrom: [CIDR]
+    let cache = AnswerCache()
 
     init(options: ServiceOptions) throws(ConfigError) {
         var loaded: [Zone] = []
@@ -67,6 +68,15 @@ public struct DNSService: InetService {
 
     /// The answer to one query's bytes; nil when nothing should be sent (not even a header).
     func answer(_ bytes: [UInt8], transport: Transport, peer: SocketAddress?) -> [UInt8]? {
+        let generation = zones.generation
+        let key = AnswerCache.key(for: bytes, tcp: transport == .tcp, maximumUDP: Int(Authority.maximumUDPPayload))
+        if let key, let cached = cache.answer(for: key, query: bytes, generation: generation) { return cached }
+        guard let answer = answerUncached(bytes, transport: transport) else { return nil }
+        if let key { cache.store(answer, for: key, generation: generation) }
+        return answer
+    }
+
+    private func answerUncached(_ bytes: [UInt8], transport: Transport) -> [UInt8]? {
         let query: DNSMessage
         do {
             query = try DNSMessageReader.decode(bytes)
@@ -108,6 +118,14 @@ enum ZoneSource: Sendable {
         switch self {
         case .fixed(let authority): authority
         case .builtIn(let zone): zone.authority
+        }
+    }
+
+    /// Changes when the zones do (the built-in zone follows the running services).
+    var generation: Int {
+        switch self {
+        case .fixed: 0
+        case .builtIn(let zone): zone.generation
         }
     }
 }
