@@ -70,54 +70,39 @@ public struct Authority: Sendable {
                 addGlue(for: servers.compactMap(\.data.additionalTarget), from: zone, into: &response)
                 return
             }
-            if let node = zone.node(name) {
+            // The node itself, or else (RFC 4592 3.3.1) the "*" child of the closest encloser,
+            // whose records are given the asked name.
+            var source = zone.node(name)
+            if source == nil {
+                if zone.exists(name) {
+                    // An empty non-terminal: the name exists, with no data (NODATA).
+                    response.authority = [zone.negativeSOA]
+                    return
+                }
+                var encloser = name.parent
+                while let current = encloser, !zone.exists(current) { encloser = current.parent }
+                if let encloser, let star = try? encloser.prepending([UInt8(ascii: "*")]) { source = zone.node(star) }
+            }
+            if let node = source {
+                let owned = { (record: DNSRecord) -> DNSRecord in
+                    var copy = record
+                    copy.name = name
+                    return copy
+                }
                 if let cname = node[.cname]?.first, question.type != .cname, question.type != .any {
-                    guard !followed.contains(name.lowercased) else { return }
-                    response.answers.append(cname)
-                    guard case .cname(let target) = cname.data, followed.insert(name.lowercased).inserted,
-                          followed.count < Self.maximumChain, target.isSubdomain(of: zone.origin) else { return }
+                    guard followed.insert(name.lowercased).inserted else { return }
+                    response.answers.append(owned(cname))
+                    guard case .cname(let target) = cname.data, followed.count < Self.maximumChain,
+                          target.isSubdomain(of: zone.origin) else { return }
                     name = target
                     continue
                 }
-                let records = question.type == .any ? node.values.flatMap { $0 } : (node[question.type] ?? [])
+                let records = (question.type == .any ? node.values.flatMap { $0 } : (node[question.type] ?? [])).map(owned)
                 if records.isEmpty {
                     response.authority = [zone.negativeSOA]
                 } else {
                     response.answers += records
                     addAdditional(for: records, from: zone, into: &response)
-                }
-                return
-            }
-            if zone.exists(name) {
-                // An empty non-terminal: the name exists, with no data (NODATA).
-                response.authority = [zone.negativeSOA]
-                return
-            }
-            // Wildcards (RFC 4592 3.3.1): the closest encloser's "*" child answers for names
-            // that do not exist.
-            var encloser = name.parent
-            while let current = encloser, !zone.exists(current) { encloser = current.parent }
-            if let encloser, let star = try? encloser.prepending([UInt8(ascii: "*")]), let node = zone.node(star) {
-                if let cname = node[.cname]?.first, question.type != .cname, question.type != .any {
-                    var synthesized = cname
-                    synthesized.name = name
-                    response.answers.append(synthesized)
-                    guard case .cname(let target) = cname.data, followed.insert(name.lowercased).inserted,
-                          followed.count < Self.maximumChain, target.isSubdomain(of: zone.origin) else { return }
-                    name = target
-                    continue
-                }
-                let records = question.type == .any ? node.values.flatMap { $0 } : (node[question.type] ?? [])
-                if records.isEmpty {
-                    response.authority = [zone.negativeSOA]
-                } else {
-                    let synthesized = records.map { record -> DNSRecord in
-                        var copy = record
-                        copy.name = name
-                        return copy
-                    }
-                    response.answers += synthesized
-                    addAdditional(for: synthesized, from: zone, into: &response)
                 }
                 return
             }
