@@ -55,16 +55,9 @@ def free_port():
                 continue
 
 
-@pytest.fixture(scope="module")
-def nsd():
-    if not shutil.which("nsd") and not os.path.exists("/usr/sbin/nsd"):
-        pytest.fail("nsd is not installed (scripts/test installs it)")
-    d = tempfile.mkdtemp(prefix="inetkit-nsd-")
-    port = free_port()
-    with open(os.path.join(d, "example.zone"), "w") as f:
-        f.write(ZONE)
-    with open(os.path.join(d, "nsd.conf"), "w") as f:
-        f.write(f"""server:
+def nsd_conf(d, port, zone):
+    """An NSD configuration that keeps everything in `d` and runs as the current user."""
+    return f"""server:
   ip-address: 127.0.0.1
   port: {port}
   username: ""
@@ -76,13 +69,25 @@ def nsd():
   xfrdir: "{d}"
   logfile: "{d}/nsd.log"
   server-count: 1
+  verbosity: 2
   rrl-ratelimit: 0
 remote-control:
   control-enable: no
 zone:
   name: example.test
-  zonefile: example.zone
-""")
+{zone}"""
+
+
+@pytest.fixture(scope="module")
+def nsd():
+    if not shutil.which("nsd") and not os.path.exists("/usr/sbin/nsd"):
+        pytest.fail("nsd is not installed (scripts/test installs it)")
+    d = tempfile.mkdtemp(prefix="inetkit-nsd-")
+    port = free_port()
+    with open(os.path.join(d, "example.zone"), "w") as f:
+        f.write(ZONE)
+    with open(os.path.join(d, "nsd.conf"), "w") as f:
+        f.write(nsd_conf(d, port, "  zonefile: example.zone\n"))
     proc = subprocess.Popen(["/usr/sbin/nsd", "-d", "-c", os.path.join(d, "nsd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     STARTED.append(proc)
     deadline = time.time() + 15
@@ -146,27 +151,7 @@ def test_nsd_as_secondary_copies_the_zone_by_axfr(inetkit):
     d = tempfile.mkdtemp(prefix="inetkit-nsd2-")
     port = free_port()
     with open(os.path.join(d, "nsd.conf"), "w") as f:
-        f.write(f"""server:
-  ip-address: 127.0.0.1
-  port: {port}
-  username: ""
-  chroot: ""
-  zonesdir: "{d}"
-  pidfile: "{d}/nsd.pid"
-  zonelistfile: "{d}/zone.list"
-  xfrdfile: "{d}/xfrd.state"
-  xfrdir: "{d}"
-  logfile: "{d}/nsd.log"
-  server-count: 1
-  verbosity: 2
-remote-control:
-  control-enable: no
-zone:
-  name: example.test
-  zonefile: example.test.copy
-  request-xfr: AXFR 127.0.0.1@{inetkit} NOKEY
-  allow-notify: 127.0.0.1 NOKEY
-""")
+        f.write(nsd_conf(d, port, f"  zonefile: example.test.copy\n  request-xfr: AXFR 127.0.0.1@{inetkit} NOKEY\n  allow-notify: 127.0.0.1 NOKEY\n"))
     proc = subprocess.Popen(["/usr/sbin/nsd", "-d", "-c", os.path.join(d, "nsd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     STARTED.append(proc)
     try:
