@@ -32,6 +32,14 @@ public struct PortPlan: Sendable, Equatable {
         configured ?? (wellKnown + offset)
     }
 
+    /// The port a client assumes for a server of this host's plan: the same rule the server
+    /// applies (an explicit offset, else 0 when this process could bind the well-known port,
+    /// else 10000).
+    public static func defaultPort(wellKnown: Int, explicitOffset: Int?) -> Int {
+        PortPlan(explicitOffset: explicitOffset, canBindPrivilegedPorts: processCanBindPrivilegedPorts(lowestPort: wellKnown))
+            .port(wellKnown: wellKnown)
+    }
+
     /// Whether this process may bind ports below 1024: root, CAP_NET_BIND_SERVICE, or a
     /// lowered `net.ipv4.ip_unprivileged_port_start`.
     public static func processCanBindPrivilegedPorts(lowestPort: Int = 1) -> Bool {

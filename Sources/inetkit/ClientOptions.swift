@@ -43,8 +43,7 @@ struct ClientOptions: ParsableArguments {
             }
             return port
         }
-        let offset = portOffset ?? (PortPlan.processCanBindPrivilegedPorts(lowestPort: kind.wellKnownPort) ? 0 : PortPlan.unprivilegedOffset)
-        return kind.wellKnownPort + offset
+        return PortPlan.defaultPort(wellKnown: kind.wellKnownPort, explicitOffset: portOffset)
     }
 }
 

@@ -65,7 +65,7 @@ struct DNSQueryCommand: AsyncParsableCommand {
     func run() async throws {
         var names: [String] = []
         var servers: [DNSServerArgument] = []
-        let defaultPort = 53 + (portOffset ?? (PortPlan.processCanBindPrivilegedPorts(lowestPort: 53) ? 0 : PortPlan.unprivilegedOffset))
+        let defaultPort = PortPlan.defaultPort(wellKnown: 53, explicitOffset: portOffset)
         for argument in arguments {
             if argument.hasPrefix("@") { servers.append(try DNSServerArgument.parse(argument, defaultPort: defaultPort)) } else { names.append(argument) }
         }
@@ -173,7 +173,7 @@ struct DNSTransferCommand: AsyncParsableCommand {
     var portOffset: Int?
 
     func run() async throws {
-        let defaultPort = 53 + (portOffset ?? (PortPlan.processCanBindPrivilegedPorts(lowestPort: 53) ? 0 : PortPlan.unprivilegedOffset))
+        let defaultPort = PortPlan.defaultPort(wellKnown: 53, explicitOffset: portOffset)
         guard arguments.count == 2, let serverText = arguments.first(where: { $0.hasPrefix("@") }),
               let zoneText = arguments.first(where: { !$0.hasPrefix("@") }) else { throw ValidationError("give ZONE @SERVER[:PORT]") }
         let server = try DNSServerArgument.parse(serverText, defaultPort: defaultPort)

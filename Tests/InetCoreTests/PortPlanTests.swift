@@ -29,4 +29,11 @@ final class PortPlanTests: XCTestCase {
         try XCTSkipUnless(geteuid() == 0, "only meaningful as root")
         XCTAssertTrue(PortPlan.processCanBindPrivilegedPorts(lowestPort: 7))
     }
+
+    func testClientsAssumeTheServersRule() {
+        XCTAssertEqual(PortPlan.defaultPort(wellKnown: 53, explicitOffset: 20_000), 20_053)
+        XCTAssertEqual(PortPlan.defaultPort(wellKnown: 13, explicitOffset: 0), 13)
+        let expected = PortPlan.processCanBindPrivilegedPorts(lowestPort: 7) ? 7 : 10_007
+        XCTAssertEqual(PortPlan.defaultPort(wellKnown: 7, explicitOffset: nil), expected)
+    }
 }
