@@ -42,7 +42,8 @@ enum HostHarness {
 
     static var quietLogger: Logger {
         var logger = Logger(label: "inetkit-test")
-        logger.logLevel = .error
+        // INETKIT_TEST_LOG=1 shows the host's connection log, for diagnosing a failing test.
+        logger.logLevel = getenv("INETKIT_TEST_LOG") != nil ? .info : .error
         return logger
     }
 
