@@ -18,10 +18,18 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
     private var outcome: String?
     private var failed = false
 
-    init(counters: ServiceCounters, logger: Logger, peer: String) {
+    private let onActive: @Sendable () -> Void
+
+    init(counters: ServiceCounters, logger: Logger, peer: String, onActive: @escaping @Sendable () -> Void = {}) {
         self.counters = counters
         self.logger = logger
         self.peer = peer
+        self.onActive = onActive
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        onActive()
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

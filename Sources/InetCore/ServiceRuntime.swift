@@ -118,14 +118,20 @@ final class ServiceRuntime: Sendable {
             try sync.addHandler(RefuseConnectionHandler())
             return false
         }
+        // A connection counts as open (for the drain at shutdown and the status page) once it
+        // is active: an accepted channel whose listener closes before it is registered is
+        // dropped by NIO, like one still in the kernel's backlog.
         let id = ObjectIdentifier(channel)
-        connections.withLockedValue { $0[id] = channel }
-        channel.closeFuture.whenComplete { [connections] _ in
-            connections.withLockedValue { _ = $0.removeValue(forKey: id) }
+        let connections = self.connections
+        let onActive: @Sendable () -> Void = {
+            connections.withLockedValue { $0[id] = channel }
+            channel.closeFuture.whenComplete { _ in
+                connections.withLockedValue { _ = $0.removeValue(forKey: id) }
+            }
         }
         let idle = TimeAmount.nanoseconds(Int64(limits.idleTimeout * 1e9))
         try sync.addHandler(IdleStateHandler(allTimeout: idle))
-        try sync.addHandler(ConnectionAccountingHandler(counters: counters, logger: logger, peer: peer?.logDescription ?? "?"))
+        try sync.addHandler(ConnectionAccountingHandler(counters: counters, logger: logger, peer: peer?.logDescription ?? "?", onActive: onActive))
         return true
     }
 
