@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "InetSimple", targets: ["InetSimple"]),
         .library(name: "InetHTTP", targets: ["InetHTTP"]),
         .library(name: "InetDNS", targets: ["InetDNS"]),
+        .library(name: "InetMail", targets: ["InetMail"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -62,9 +63,42 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "InetTLS",
+            dependencies: [
+                "InetCore",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "InetMail",
+            dependencies: [
+                "InetCore",
+                "InetTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InetMailTests",
+            dependencies: [
+                "InetMail",
+                "InetCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "InetHTTP",
             dependencies: [
                 "InetCore",
+                "InetTLS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -104,6 +138,7 @@ let package = Package(
                 "InetSimple",
                 "InetHTTP",
                 "InetDNS",
+                "InetMail",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -149,6 +184,7 @@ let package = Package(
                 "InetCore",
                 "InetSimple",
                 "InetHTTP",
+                "InetMail",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

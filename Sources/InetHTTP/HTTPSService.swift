@@ -3,6 +3,7 @@ import HummingbirdCore
 import HummingbirdHTTP2
 import HummingbirdTLS
 import InetCore
+import InetTLS
 import Logging
 import NIOCore
 import NIOSSL
@@ -14,23 +15,12 @@ import NIOHTTP1
 /// pair for development.
 public struct HTTPSService: InetConnectionTaskService {
     public static let descriptor = ServiceDescriptor(
-        name: "https", wellKnownPort: 443, transports: [.tcp], optionKeys: HTTPSettings.keys.union(["cert", "key"]),
+        name: "https", wellKnownPort: 443, transports: [.tcp], optionKeys: HTTPSettings.keys.union(ServerTLS.keys),
         summary: "the web site over TLS, HTTP/2 by ALPN",
-        enabledByDefault: { reader in reader?.value("cert") != nil }
+        enabledByDefault: { reader in ServerTLS.isConfigured(reader) }
     ) { options throws(ConfigError) in
-        guard let cert = try options.path("cert"), let key = try options.path("key") else {
+        guard let tls = try ServerTLS.load(options, purpose: "HTTPS") else {
             throw options.error("cert", "HTTPS needs both cert and key (PEM files); 'inetkit cert --self-signed' writes a pair")
-        }
-        let tls: TLSConfiguration
-        do {
-            let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
-            guard !chain.isEmpty else { throw options.error("cert", "\(cert) holds no certificate") }
-            let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
-            tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
-        } catch let error as ConfigError {
-            throw error
-        } catch {
-            throw options.error("cert", "cannot load \(cert) / \(key): \(error)")
         }
         return try HTTPSService(settings: HTTPSettings(options: options), tls: tls, host: options.host, options: options)
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import InetCore
 import InetDNS
 import InetHTTP
+import InetMail
 import InetSimple
 import Logging
 import NIOPosix
@@ -14,7 +15,9 @@ import Glibc
 #endif
 
 /// Every service this build of InetKit can run.
-let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [DNSService.descriptor, HTTPService.descriptor, HTTPSService.descriptor]
+let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [
+    SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor, HTTPSService.descriptor,
+]
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,0 +1,99 @@
+import InetCore
+import InetTLS
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+
+/// The POP3 service's options (`services.pop3`).
+struct POP3Settings: Sendable {
+    struct User: Sendable {
+        var address: MailAddress
+        var password: String
+    }
+
+    /// Users by lower-case address.
+    var users: [String: User] = [:]
+    /// Delay before answering a wrong password (RFC 1939 13 suggests one against guessing).
+    var authDelay = 1.0
+    var commandTimeout = 600.0
+    var maxErrors = 10
+    /// RFC 2449 4: a command line is at most 255 octets.
+    static let maximumLineLength = 255
+
+    static let keys: Set<String> = ["users", "auth_delay", "command_timeout", "max_errors", "mail_dir"]
+
+    init() {}
+
+    init(options: ServiceOptions) throws(ConfigError) {
+        if let reader = options.reader, let list = reader.value("users") {
+            guard case .list(let items, _) = list else { throw reader.error("users", "expected a list of {name, password}") }
+            for item in items {
+                let entry = try ConfigReader(item, file: reader.file, path: reader.keyPath("users"))
+                try entry.rejectUnknownKeys(allowed: ["name", "password"])
+                guard let name = try entry.string("name"), let password = try entry.string("password") else {
+                    throw entry.error("name", "each user needs name (a mailbox address) and password")
+                }
+                guard let address = MailAddress.parse(Substring(name), utf8: true), address.isStorable else {
+                    throw entry.error("name", "'\(name)' is not a mailbox address such as carol@inetkit.test")
+                }
+                users[address.key] = User(address: address, password: password)
+            }
+        }
+        let reader = options.reader
+        if let value = try reader?.seconds("auth_delay", range: 0...60) { authDelay = value }
+        if let value = try reader?.seconds("command_timeout", range: 0.01...86_400) { commandTimeout = value }
+        if let value = try reader?.int("max_errors", range: 1...10_000) { maxErrors = value }
+    }
+}
+
+/// Mailboxes with an open POP3 session (RFC 1939 8: one session per maildrop at a time).
+final class MailboxLocks: Sendable {
+    static let shared = MailboxLocks()
+    private let held = NIOLockedValueBox<Set<String>>([])
+
+    func lock(_ folder: String) -> Bool {
+        held.withLockedValue { $0.insert(folder).inserted }
+    }
+
+    func unlock(_ folder: String) {
+        _ = held.withLockedValue { $0.remove(folder) }
+    }
+}
+
+/// POP3 on port 110 (RFC 1939, CAPA of RFC 2449): users read and delete the mail SMTP
+/// delivered to their Maildir. STLS with a certificate.
+public struct POP3Service: InetService {
+    public static let descriptor = ServiceDescriptor(
+        name: "pop3", wellKnownPort: 110, transports: [.tcp], optionKeys: POP3Settings.keys.union(ServerTLS.keys),
+        summary: "lets users read the Maildirs SMTP fills (RFC 1939), STLS with a certificate"
+    ) { options throws(ConfigError) in
+        try POP3Service(options: options)
+    }
+
+    let settings: POP3Settings
+    let store: Maildir
+    let tls: NIOSSLContext?
+    let logger = Logger(label: "inetkit.pop3")
+
+    init(options: ServiceOptions) throws(ConfigError) {
+        settings = try POP3Settings(options: options)
+        store = Maildir(root: try options.path("mail_dir", default: "mail"))
+        tls = try ServerTLS.context(options, purpose: "STLS")
+    }
+
+    init(settings: POP3Settings, store: Maildir, tls: NIOSSLContext? = nil) {
+        self.settings = settings
+        self.store = store
+        self.tls = tls
+    }
+
+    public func prepare() throws {
+        try store.ensureRoot()
+    }
+
+    public func configureTCPConnection(_ channel: any Channel) throws {
+        let session = POP3Session(settings: settings, store: store, tlsAvailable: tls != nil)
+        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(session: session, tls: tls, logger: logger))
+    }
+}
