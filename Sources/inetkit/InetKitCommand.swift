@@ -13,6 +13,7 @@ struct InetKitCommand: AsyncParsableCommand {
             HTTPCommand.self,
             CertCommand.self,
             DNSCommand.self,
+            MailCommand.self,
         ]
     )
 }
