@@ -232,7 +232,7 @@ final class SMTPSession: LineSession {
             return fail("550 5.7.1 <\(address)>: Relay access denied")
         }
         guard address.isStorable else { return fail("553 5.1.3 <\(address)>: Recipient address not accepted here") }
-        if let mailboxes = settings.mailboxes, !mailboxes.contains(address.key) {
+        if let mailboxes = settings.mailboxes, !mailboxes.contains(address.key), address.localPart.lowercased() != "postmaster" {
             return fail("550 5.1.1 <\(address)>: Recipient address rejected: User unknown")
         }
         if recipients.contains(where: { $0.key == address.key }) { return ok("250 2.1.5 Ok") }

@@ -1,0 +1,184 @@
+import NIOCore
+import NIOEmbedded
+import XCTest
+@testable import InetMail
+
+/// The SMTP state machine, command by command (no socket; DATA's end is covered by the
+/// socket tests because delivery runs on the thread pool).
+final class SMTPSessionTests: XCTestCase {
+    var folder: String!
+    var session: SMTPSession!
+
+    override func setUp() {
+        folder = NSTemporaryDirectoryPath() + "smtp-session-\(UInt32.random(in: 0...UInt32.max))"
+        var settings = SMTPSettings(hostname: "mx.inetkit.test", domains: ["inetkit.test", "localhost"], mailboxes: nil)
+        settings.maxRecipients = 3
+        settings.maxErrors = 10
+        settings.maxMessageBytes = 2000
+        session = SMTPSession(settings: settings, store: Maildir(root: folder), tlsAvailable: true, counter: AddressConnectionCounter())
+        let peer = try? SocketAddress(ipAddress: "127.0.0.1", port: 4000)
+        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil, isTLS: false))
+    }
+
+    /// The replies to one line, joined.
+    func send(_ line: String, ending: LineEnding = .crlf) -> String {
+        var buffer = ByteBuffer()
+        buffer.writeString(line)
+        return replies(session.receive(line: buffer, ending: ending))
+    }
+
+    func replies(_ actions: [LineAction]) -> String {
+        actions.compactMap { if case .reply(let text) = $0 { return text } else { return nil } }.joined()
+    }
+
+    func closes(_ actions: [LineAction]) -> Bool {
+        actions.contains { if case .close = $0 { return true } else { return false } }
+    }
+
+    func testGreetingAndCommandOrder() {
+        let peer = try? SocketAddress(ipAddress: "127.0.0.1", port: 4001)
+        let fresh = SMTPSession(settings: session.settings, store: session.store, tlsAvailable: false, counter: AddressConnectionCounter())
+        XCTAssertEqual(replies(fresh.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil, isTLS: false))),
+                       "220 mx.inetkit.test ESMTP InetKit\r\n")
+        XCTAssertTrue(send("MAIL FROM:<a@b.test>").hasPrefix("503 5.5.1"))
+        XCTAssertTrue(send("RCPT TO:<carol@inetkit.test>").hasPrefix("503 5.5.1"))
+        XCTAssertTrue(send("DATA").hasPrefix("503 5.5.1"))
+        let ehlo = send("EHLO client.test")
+        XCTAssertEqual(ehlo, "250-mx.inetkit.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-STARTTLS\r\n250 HELP\r\n")
+        XCTAssertTrue(send("RCPT TO:<carol@inetkit.test>").hasPrefix("503 5.5.1 Error: need MAIL"))
+        XCTAssertTrue(send("DATA").hasPrefix("503 5.5.1"))
+        XCTAssertEqual(send("MAIL FROM:<a@b.test>"), "250 2.1.0 Ok\r\n")
+        XCTAssertTrue(send("MAIL FROM:<a@b.test>").hasPrefix("503 5.5.1 Error: nested MAIL"))
+        XCTAssertTrue(send("DATA").hasPrefix("503 5.5.1 Error: need RCPT"))
+        XCTAssertEqual(send("RCPT TO:<Carol@INETKIT.test>"), "250 2.1.5 Ok\r\n")
+        XCTAssertEqual(send("rcpt to: <carol@inetkit.test>"), "250 2.1.5 Ok\r\n")
+        XCTAssertEqual(session.recipients.count, 1, "the same mailbox twice is one recipient")
+        XCTAssertEqual(send("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n")
+        XCTAssertEqual(session.phase, .data)
+    }
+
+    func testRecipientsAreCheckedNeverRelayed() {
+        _ = send("EHLO c")
+        _ = send("MAIL FROM:<>")
+        XCTAssertEqual(send("RCPT TO:<victim@gmail.com>"), "550 5.7.1 <victim@gmail.com>: Relay access denied\r\n")
+        XCTAssertEqual(send("RCPT TO:<x@inetkit.test.evil.com>"), "550 5.7.1 <x@inetkit.test.evil.com>: Relay access denied\r\n")
+        XCTAssertTrue(send("RCPT TO:<user@[127.0.0.1]>").hasPrefix("550 5.7.1"))
+        XCTAssertTrue(send("RCPT TO:<a..b@inetkit.test>").hasPrefix("501 5.1.3"))
+        XCTAssertEqual(send("DATA"), "554 5.5.1 Error: no valid recipients\r\n")
+        XCTAssertEqual(session.phase, .transaction)
+    }
+
+    func testKnownMailboxesAndPostmaster() {
+        var settings = session.settings
+        settings.mailboxes = ["carol@inetkit.test"]
+        session = SMTPSession(settings: settings, store: session.store, tlsAvailable: false, counter: AddressConnectionCounter())
+        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: nil, local: nil, isTLS: false))
+        _ = send("HELO c")
+        _ = send("MAIL FROM:<a@b.test>")
+        XCTAssertTrue(send("RCPT TO:<dave@inetkit.test>").hasPrefix("550 5.1.1"))
+        XCTAssertEqual(send("RCPT TO:<CAROL@inetkit.test>"), "250 2.1.5 Ok\r\n")
+        XCTAssertEqual(send("RCPT TO:<Postmaster>"), "250 2.1.5 Ok\r\n")
+        XCTAssertEqual(session.recipients.map(\.key), ["carol@inetkit.test", "postmaster@inetkit.test"])
+    }
+
+    func testRecipientLimitAndParameters() {
+        _ = send("EHLO c")
+        XCTAssertEqual(send("MAIL FROM:<a@b.test> SIZE=5000"), "552 5.3.4 Message size exceeds fixed limit\r\n")
+        XCTAssertTrue(send("MAIL FROM:<a@b.test> BODY=BINARYMIME").hasPrefix("501 5.5.4"))
+        XCTAssertTrue(send("MAIL FROM:<a@b.test> FOO=1").hasPrefix("555 5.5.4"))
+        XCTAssertEqual(send("MAIL FROM:<a@b.test> SIZE=100 BODY=8BITMIME"), "250 2.1.0 Ok\r\n")
+        for name in ["a", "b", "c"] { XCTAssertEqual(send("RCPT TO:<\(name)@inetkit.test>"), "250 2.1.5 Ok\r\n") }
+        XCTAssertEqual(send("RCPT TO:<d@inetkit.test>"), "452 4.5.3 Error: too many recipients\r\n")
+        XCTAssertEqual(send("RSET"), "250 2.0.0 Ok\r\n")
+        XCTAssertTrue(send("RCPT TO:<a@inetkit.test>").hasPrefix("503"))
+    }
+
+    func testSMTPUTF8() {
+        _ = send("EHLO c")
+        XCTAssertEqual(send("MAIL FROM:<jösé@b.test>"), "553 5.6.7 Error: non-ASCII address needs SMTPUTF8\r\n")
+        XCTAssertEqual(send("MAIL FROM:<jösé@b.test> SMTPUTF8"), "250 2.1.0 Ok\r\n")
+        XCTAssertEqual(send("RCPT TO:<zoë@inetkit.test>"), "250 2.1.5 Ok\r\n")
+    }
+
+    func testHeloForbidsParametersAndEhloResets() {
+        _ = send("HELO c")
+        XCTAssertTrue(send("MAIL FROM:<a@b.test> SIZE=10").hasPrefix("555"))
+        XCTAssertEqual(send("MAIL FROM:<a@b.test>"), "250 2.1.0 Ok\r\n")
+        _ = send("EHLO c")
+        XCTAssertEqual(session.phase, .ready, "EHLO ends the transaction")
+    }
+
+    func testOtherCommands() {
+        XCTAssertEqual(send("NOOP"), "250 2.0.0 Ok\r\n")
+        XCTAssertTrue(send("VRFY carol").hasPrefix("252"))
+        XCTAssertTrue(send("HELP").hasPrefix("214"))
+        XCTAssertTrue(send("EXPN list").hasPrefix("502 5.5.1"))
+        XCTAssertTrue(send("XYZZY").hasPrefix("500 5.5.2"))
+        XCTAssertTrue(send("EHLO").hasPrefix("501"))
+        var nul = ByteBuffer()
+        nul.writeBytes(Array("NOOP\u{0}x".utf8))
+        XCTAssertTrue(replies(session.receive(line: nul, ending: .crlf)).hasPrefix("500 5.5.2"))
+        XCTAssertTrue(replies(session.lineTooLong()).hasPrefix("500 5.5.2 Error: line too long"))
+    }
+
+    func testTooManyErrorsEndsTheSession() {
+        var last: [LineAction] = []
+        for _ in 0..<10 {
+            var buffer = ByteBuffer()
+            buffer.writeString("BOGUS")
+            last = session.receive(line: buffer, ending: .crlf)
+        }
+        XCTAssertTrue(closes(last))
+        XCTAssertTrue(replies(last).contains("421 4.7.0"))
+    }
+
+    func testStartTLSResetsTheSession() {
+        _ = send("EHLO c")
+        _ = send("MAIL FROM:<a@b.test>")
+        let actions = { () -> [LineAction] in
+            var buffer = ByteBuffer()
+            buffer.writeString("STARTTLS")
+            return self.session.receive(line: buffer, ending: .crlf)
+        }()
+        XCTAssertEqual(replies(actions), "220 2.0.0 Ready to start TLS\r\n")
+        XCTAssertTrue(actions.contains { if case .startTLS = $0 { return true } else { return false } })
+        XCTAssertEqual(session.phase, .fresh)
+        XCTAssertFalse(send("EHLO c").contains("STARTTLS"), "not offered twice")
+        XCTAssertTrue(send("STARTTLS").hasPrefix("554 5.5.1"))
+    }
+
+    func testQuitCloses() {
+        var buffer = ByteBuffer()
+        buffer.writeString("QUIT")
+        let actions = session.receive(line: buffer, ending: .crlf)
+        XCTAssertEqual(replies(actions), "221 2.0.0 Bye\r\n")
+        XCTAssertTrue(closes(actions))
+    }
+
+    func testPerAddressConnectionLimit() {
+        let counter = AddressConnectionCounter()
+        var settings = session.settings
+        settings.maxConnectionsPerAddress = 2
+        let peer = try? SocketAddress(ipAddress: "127.0.0.9", port: 1)
+        let context = LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil, isTLS: false)
+        let sessions = (0..<3).map { _ in SMTPSession(settings: settings, store: session.store, tlsAvailable: false, counter: counter) }
+        XCTAssertTrue(replies(sessions[0].start(context: context)).hasPrefix("220"))
+        XCTAssertTrue(replies(sessions[1].start(context: context)).hasPrefix("220"))
+        let third = sessions[2].start(context: context)
+        XCTAssertTrue(replies(third).hasPrefix("421 4.7.0"))
+        XCTAssertTrue(closes(third))
+        sessions[0].closed()
+        XCTAssertTrue(replies(SMTPSession(settings: settings, store: session.store, tlsAvailable: false, counter: counter).start(context: context)).hasPrefix("220"))
+    }
+}
+
+func NSTemporaryDirectoryPath() -> String {
+    let base = ProcessInfoEnvironment.value("TMPDIR") ?? "/tmp"
+    return base.hasSuffix("/") ? base : base + "/"
+}
+
+enum ProcessInfoEnvironment {
+    static func value(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+}
