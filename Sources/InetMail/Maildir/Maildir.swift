@@ -125,7 +125,7 @@ public final class Maildir: Sendable {
                 if let message = MaildirMessage(path: path, name: name) { found.append(message) }
             }
         }
-        found.sort { ($0.seconds, $0.name) < ($1.seconds, $1.name) }
+        found.sort { ($0.seconds, $0.microseconds, $0.name) < ($1.seconds, $1.microseconds, $1.name) }
         return found
     }
 
@@ -223,6 +223,8 @@ public struct MaildirMessage: Sendable, Equatable {
     /// A name that stays the same when the message moves from new/ to cur/ (POP3 UIDL).
     public var uniqueID: String
     let seconds: Int
+    /// From a name like `<seconds>.M<microseconds>P<pid>…`, so that one second's messages sort in order.
+    let microseconds: Int
 
     init?(path: String, name: String) {
         self.path = path
@@ -243,6 +245,8 @@ public struct MaildirMessage: Sendable, Equatable {
         self.size = size!
         self.virtualSize = virtual!
         seconds = Int(base.prefix { $0.isNumber }) ?? 0
+        let afterDot = base.drop { $0 != "." }.dropFirst()
+        microseconds = afterDot.first == "M" ? Int(afterDot.dropFirst().prefix { $0.isNumber }) ?? 0 : 0
         var id = ""
         for scalar in base.unicodeScalars.prefix(70) {
             id.unicodeScalars.append(scalar.value > 0x20 && scalar.value < 0x7F ? scalar : "_")
