@@ -58,6 +58,9 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
+            let notice = ConnectionIdleNotice()
+            context.fireUserInboundEventTriggered(notice)
+            if notice.handledByService { return }
             outcome = outcome ?? "idle timeout"
             failed = true
             context.close(promise: nil)
@@ -104,6 +107,15 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
         let tenths = nanos / 100_000
         return "\(tenths / 10).\(tenths % 10)"
     }
+}
+
+/// Sent down a connection's pipeline when its `idle_timeout` passes. A service that times its
+/// sessions itself (SMTP's command and data timeouts, POP3's autologout timer) sets
+/// `handledByService`, and the host then leaves the connection to it.
+public final class ConnectionIdleNotice {
+    public var handledByService = false
+
+    public init() {}
 }
 
 /// Installed instead of the service when `max_connections` is reached: the connection is

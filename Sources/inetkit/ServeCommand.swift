@@ -24,7 +24,8 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the host: every enabled service on its TCP and UDP ports, until SIGTERM or SIGINT.",
         discussion: """
-            With no options it serves echo, discard, daytime, qotd, chargen and time on 127.0.0.1 and ::1, \
+            With no options it serves echo, discard, daytime, qotd, chargen, time, smtp, dns, http and pop3 \
+            (https once it has a certificate) on 127.0.0.1 and ::1, \
             on their well-known ports when this process may bind them, else on port + 10000. \
             SIGHUP re-reads --config; SIGTERM/SIGINT stop accepting and let connections finish \
             within shutdown_grace (default 10 s).

@@ -1,4 +1,5 @@
 import InetCore
+import InetMail
 import InetSimple
 import NIOCore
 import NIOPosix
@@ -217,9 +218,10 @@ final class ShippedFilesTests: XCTestCase {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let path = root.appendingPathComponent("contrib/inetkit.yaml").path
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        let config = try HostConfig.parse(yaml: text, file: path, catalog: SimpleServices.catalog)
-        let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: SimpleServices.catalog, canBindPrivilegedPorts: true)
-        XCTAssertEqual(plan.services.filter(\.enabled).count, 6)
+        let catalog = SimpleServices.catalog + [SMTPService.descriptor, POP3Service.descriptor]
+        let config = try HostConfig.parse(yaml: text, file: path, catalog: catalog)
+        let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: true)
+        XCTAssertEqual(plan.services.filter(\.enabled).count, 8)
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "chargen" }?.limits.udpRate, 10)
         XCTAssertEqual(config.limits, Limits(), "the example shows the defaults")
     }

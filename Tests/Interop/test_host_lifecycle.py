@@ -209,6 +209,10 @@ def test_default_serve_runs_with_no_arguments():
         page = urllib.request.urlopen(f"http://127.0.0.1:{80 + offset}/", timeout=5).read().decode()
         assert "It works" in page
         assert os.path.exists(os.path.join(workdir, "inetkit-data", "public", "index.html"))
+        # SMTP greets on its port; its mail store lives under ./inetkit-data/mail.
+        with socket.create_connection(("127.0.0.1", 25 + offset), timeout=5) as s:
+            assert s.recv(100).startswith(b"220 ")
+        assert os.path.isdir(os.path.join(workdir, "inetkit-data", "mail"))
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0

@@ -415,7 +415,10 @@ def test_pop3_errors(mail):
 
 def test_limits_timeouts_and_connections_per_address():
     d = make_certs()
-    s = Server(mail_config(d, smtp_extra=", command_timeout: 1, max_connections_per_address: 3", tls=False),
+    # idle_timeout is shorter than the SMTP timeouts: the session's own timeouts govern, and
+    # end it with a 421 reply rather than a silent close.
+    s = Server(mail_config(d, smtp_extra=", command_timeout: 1, data_timeout: 2, idle_timeout: 0.3, max_connections_per_address: 3",
+                           tls=False),
                args=["--services", "smtp,pop3"])
     try:
         port = s.port("smtp")
@@ -432,6 +435,19 @@ def test_limits_timeouts_and_connections_per_address():
         assert held[0].closed()
         for r in held:
             r.close()
+        # In DATA, data_timeout applies.
+        r = Raw(port)
+        r.cmd("HELO x")
+        r.cmd("MAIL FROM:<a@b.test>")
+        r.cmd("RCPT TO:<carol@inetkit.test>")
+        r.cmd("DATA")
+        started = time.time()
+        r.send("Subject: slow\r\n")
+        code, text = r.reply()
+        assert code == 421 and 1.5 < time.time() - started < 6
+        assert r.closed()
+        assert not glob.glob(f"{d}/data/mail/inetkit.test/carol/new/*"), "an unfinished message is not delivered"
+        assert not glob.glob(f"{d}/data/mail/inetkit.test/carol/tmp/*"), "nor left in tmp/"
     finally:
         assert s.stop() == 0
 

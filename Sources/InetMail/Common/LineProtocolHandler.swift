@@ -150,6 +150,11 @@ final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHandler {
             drive(context: context)
             return
         }
+        if let notice = event as? ConnectionIdleNotice {
+            // The session's own timeouts (command, data, autologout) govern this connection.
+            notice.handledByService = true
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
