@@ -147,6 +147,35 @@ final class SMTPSessionTests: XCTestCase {
         XCTAssertTrue(send("STARTTLS").hasPrefix("554 5.5.1"))
     }
 
+    private func enterData() {
+        _ = send("EHLO c")
+        _ = send("MAIL FROM:<a@b.test>")
+        _ = send("RCPT TO:<carol@inetkit.test>")
+        XCTAssertEqual(send("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n")
+    }
+
+    /// Messages refused at their end are answered at once, without touching the store.
+    func testRefusedMessagesAndTheEndOfData() {
+        enterData()
+        XCTAssertEqual(send("Subject: x"), "")
+        XCTAssertEqual(send(".", ending: .lf), "", "a dot line with a bare LF is content, not the end")
+        XCTAssertEqual(send("MAIL FROM:<smuggled@evil.test>"), "", "still content")
+        XCTAssertEqual(session.phase, .data)
+        XCTAssertEqual(send("a\u{0}b"), "")
+        XCTAssertEqual(send("."), "554 5.6.0 Error: message contains NUL characters\r\n")
+        XCTAssertEqual(session.phase, .ready)
+
+        enterData()
+        XCTAssertEqual(replies(session.lineTooLong()), "")
+        XCTAssertEqual(send("."), "500 5.5.2 Error: message line longer than 998 octets\r\n")
+
+        enterData()
+        for _ in 0..<30 { XCTAssertEqual(send(String(repeating: "z", count: 98)), "") }
+        XCTAssertEqual(send("."), "552 5.3.4 Error: message file too big\r\n")
+        XCTAssertEqual(session.phase, .ready, "the session goes on after a refused message")
+        XCTAssertEqual(send("NOOP"), "250 2.0.0 Ok\r\n")
+    }
+
     func testQuitCloses() {
         var buffer = ByteBuffer()
         buffer.writeString("QUIT")

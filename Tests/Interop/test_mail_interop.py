@@ -358,6 +358,24 @@ def test_nul_bytes_and_long_lines(mail):
     assert maildir(mail, "carol") == [], "neither message was delivered"
 
 
+def test_failed_delivery_gets_451_and_leaves_nothing(mail):
+    """A mailbox that cannot be written (a file where its folder should be): 451, and the
+    other recipient of the same message does not get a copy either."""
+    clear(mail, "carol")
+    os.makedirs(f"{mail.d}/data/mail/inetkit.test", exist_ok=True)
+    with open(f"{mail.d}/data/mail/inetkit.test/blocked", "w") as f:
+        f.write("not a folder")
+    with smtplib.SMTP("127.0.0.1", mail.smtp, timeout=10) as s:
+        with pytest.raises(smtplib.SMTPDataError) as info:
+            s.sendmail("bob@example.org", ["carol@inetkit.test", "blocked@inetkit.test"], b"Subject: x\r\n\r\nbody\r\n")
+        assert info.value.smtp_code == 451 and b"4.3.0" in info.value.smtp_error
+        s.sendmail("bob@example.org", ["carol@inetkit.test"], b"Subject: y\r\n\r\nafterwards\r\n")
+    files = maildir(mail, "carol")
+    assert len(files) == 1 and b"afterwards" in read(files[0])
+    assert glob.glob(f"{mail.d}/data/mail/inetkit.test/carol/tmp/*") == []
+    os.unlink(f"{mail.d}/data/mail/inetkit.test/blocked")
+
+
 def test_out_of_order_and_unknown_commands(mail):
     r = Raw(mail.smtp)
     assert r.cmd("MAIL FROM:<a@b.test>")[0] == 503

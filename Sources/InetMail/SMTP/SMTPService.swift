@@ -134,7 +134,7 @@ public struct SMTPService: InetService {
     }
 
     public func configureTCPConnection(_ channel: any Channel) throws {
-        let session = SMTPSession(settings: settings, store: store, tlsAvailable: tls != nil, counter: counter)
+        let session = SMTPSession(settings: settings, store: store, tlsAvailable: tls != nil, counter: counter, logger: logger)
         try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(session: session, tls: tls, logger: logger))
     }
 }

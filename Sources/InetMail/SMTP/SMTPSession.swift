@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -29,6 +30,7 @@ final class SMTPSession: LineSession {
     let store: Maildir
     let tlsAvailable: Bool
     let counter: AddressConnectionCounter
+    let logger: Logger
 
     private(set) var phase = Phase.fresh
     private var heloName = ""
@@ -56,7 +58,9 @@ final class SMTPSession: LineSession {
     static let spillThreshold = 256 * 1024
     private static let serial = Atomic<Int>(0)
 
-    init(settings: SMTPSettings, store: Maildir, tlsAvailable: Bool, counter: AddressConnectionCounter) {
+    init(settings: SMTPSettings, store: Maildir, tlsAvailable: Bool, counter: AddressConnectionCounter,
+         logger: Logger = Logger(label: "inetkit.smtp")) {
+        self.logger = logger
         self.settings = settings
         self.store = store
         self.tlsAvailable = tlsAvailable
@@ -364,6 +368,8 @@ final class SMTPSession: LineSession {
         let store = self.store
         let folders = recipients.map { store.folder(for: $0) }
         let id = transactionID
+        let from = sender.map(\.description) ?? (senderText.isEmpty ? "<>" : senderText)
+        let to = recipients.map(\.description).joined(separator: ",")
         resetTransaction()
         let future = NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> String in
             let target = try existing ?? store.beginDelivery(into: folders[0])
@@ -375,10 +381,16 @@ final class SMTPSession: LineSession {
                 throw error
             }
         }
-        return [.wait(future.assumeIsolated().map { _ -> [LineAction] in
-            [.reply("250 2.0.0 Ok: queued as \(id)\r\n")]
-        }.recover { _ in
-            [.reply("451 4.3.0 Error: local delivery failed, try again later\r\n")]
+        let peer = peerAddress
+        let logger = self.logger
+        return [.wait(future.assumeIsolated().map { name -> [LineAction] in
+            logger.info("message delivered", metadata: [
+                "id": "\(id)", "from": "\(from)", "to": "\(to)", "peer": "\(peer)", "file": "\(name)",
+            ])
+            return [.reply("250 2.0.0 Ok: queued as \(id)\r\n")]
+        }.recover { error in
+            logger.error("delivery failed", metadata: ["id": "\(id)", "from": "\(from)", "to": "\(to)", "error": "\(error)"])
+            return [.reply("451 4.3.0 Error: local delivery failed, try again later\r\n")]
         })]
     }
 
