@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "InetHTTP", targets: ["InetHTTP"]),
         .library(name: "InetDNS", targets: ["InetDNS"]),
         .library(name: "InetMail", targets: ["InetMail"]),
+        .library(name: "InetSNMP", targets: ["InetSNMP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -95,6 +96,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "InetSNMP",
+            dependencies: [
+                "InetCore",
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InetSNMPTests",
+            dependencies: ["InetSNMP", "InetCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "InetHTTP",
             dependencies: [
                 "InetCore",
@@ -139,6 +157,7 @@ let package = Package(
                 "InetHTTP",
                 "InetDNS",
                 "InetMail",
+                "InetSNMP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

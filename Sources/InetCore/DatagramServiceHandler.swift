@@ -62,7 +62,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         }
         var outcome = "no reply"
         var sent = 0
-        if let reply = service.reply(toDatagram: envelope.data, allocator: context.channel.allocator) {
+        if let reply = service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, allocator: context.channel.allocator) {
             if context.channel.isWritable {
                 sent = reply.readableBytes
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: reply)), promise: nil)

@@ -16,6 +16,8 @@ public struct HostConfig: Sendable {
     public var logFormat: LogFormat?
     /// `limits`: defaults for every service.
     public var limits = Limits()
+    /// The keys the file gives under `limits:` (a service's own defaults yield to them).
+    public var limitKeys: Set<String> = []
     /// `services.<name>`: the services the file mentions.
     public var services: [String: ConfigReader] = [:]
     /// The file this came from (`<defaults>` when none).
@@ -58,6 +60,7 @@ public struct HostConfig: Sendable {
         if let limits = try root.map("limits") {
             try limits.rejectUnknownKeys(allowed: Limits.keys)
             config.limits = try config.limits.overridden(by: limits)
+            config.limitKeys = Set(limits.keys)
         }
         if let services = try root.map("services") {
             let byName = Dictionary(uniqueKeysWithValues: catalog.map { ($0.name, $0) })
@@ -175,6 +178,10 @@ public struct HostPlan: Sendable {
                 transports = chosen
             }
             var limits = config.limits
+            if let rate = descriptor.defaultUDPRate {
+                if !config.limitKeys.contains("udp_rate") { limits.udpRate = rate.rate }
+                if !config.limitKeys.contains("udp_burst") { limits.udpBurst = rate.burst }
+            }
             if let reader { limits = try limits.overridden(by: reader) }
             let options = ServiceOptions(reader: reader, dataDirectory: config.dataDirectory, configDirectory: config.directory, host: directory)
             // Every service that runs, or that the file configures, is created now, so a bad

@@ -14,6 +14,10 @@ public protocol InetService: Sendable {
     /// The reply to one UDP datagram, or `nil` when the service sends none.
     func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer?
 
+    /// The same, for services whose answer depends on who asks (SNMP communities restricted to
+    /// addresses). By default the source is ignored.
+    func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator) -> ByteBuffer?
+
     /// Called before the service's listeners are bound (e.g. to create its folders). An error
     /// stops the start, or the enabling on reload, like a port that cannot be bound.
     func prepare() throws
@@ -26,6 +30,10 @@ extension InetService {
 
     public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
         nil
+    }
+
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        reply(toDatagram: payload, allocator: allocator)
     }
 
     public func prepare() throws {}
@@ -67,6 +75,10 @@ public struct ServiceDescriptor: Sendable {
     /// Whether the service runs when the config does not say `enabled:`; e.g. HTTPS only
     /// once `cert` and `key` are given.
     public var enabledByDefault: @Sendable (ConfigReader?) -> Bool
+    /// The service's own `udp_rate`/`udp_burst` defaults, when the host's (50/s, 100) do not
+    /// suit it (an SNMP walk sends one request per variable). `limits:` in the file and the
+    /// service's own keys still win.
+    public var defaultUDPRate: (rate: Double, burst: Double)?
     /// Creates the service from its options; errors name the key.
     public var make: @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
 
@@ -77,6 +89,7 @@ public struct ServiceDescriptor: Sendable {
         optionKeys: Set<String> = [],
         summary: String,
         enabledByDefault: @escaping @Sendable (ConfigReader?) -> Bool = { _ in true },
+        defaultUDPRate: (rate: Double, burst: Double)? = nil,
         make: @escaping @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
     ) {
         self.name = name
@@ -85,6 +98,7 @@ public struct ServiceDescriptor: Sendable {
         self.optionKeys = optionKeys
         self.summary = summary
         self.enabledByDefault = enabledByDefault
+        self.defaultUDPRate = defaultUDPRate
         self.make = make
     }
 }

@@ -14,6 +14,7 @@ struct InetKitCommand: AsyncParsableCommand {
             CertCommand.self,
             DNSCommand.self,
             MailCommand.self,
+            SNMPCommand.self,
         ]
     )
 }

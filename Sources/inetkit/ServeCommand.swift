@@ -3,6 +3,7 @@ import InetCore
 import InetDNS
 import InetHTTP
 import InetMail
+import InetSNMP
 import InetSimple
 import Logging
 import NIOPosix
@@ -16,7 +17,8 @@ import Glibc
 
 /// Every service this build of InetKit can run.
 let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [
-    SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor, HTTPSService.descriptor,
+    SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor,
+    HTTPSService.descriptor,
 ]
 
 struct ServeCommand: AsyncParsableCommand {
@@ -24,7 +26,7 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the host: every enabled service on its TCP and UDP ports, until SIGTERM or SIGINT.",
         discussion: """
-            With no options it serves echo, discard, daytime, qotd, chargen, time, smtp, dns, http and pop3 \
+            With no options it serves echo, discard, daytime, qotd, chargen, time, smtp, dns, http, pop3 and snmp \
             (https once it has a certificate) on 127.0.0.1 and ::1, \
             on their well-known ports when this process may bind them, else on port + 10000. \
             SIGHUP re-reads --config; SIGTERM/SIGINT stop accepting and let connections finish \

@@ -130,44 +130,6 @@ enum ZoneSource: Sendable {
     }
 }
 
-/// An address block, for `allow_transfer`.
-struct CIDR: Sendable {
-    var bytes: [UInt8]
-    var prefix: Int
-
-    init?(_ text: String) {
-        let parts = text.split(separator: "/", maxSplits: 1)
-        let host = String(parts[0])
-        guard let bytes = ZoneFileParser.address(host, family: AF_INET, count: 4) ?? ZoneFileParser.address(host, family: AF_INET6, count: 16) else { return nil }
-        self.bytes = host.contains(":") ? bytes : Array(bytes.prefix(4))
-        if parts.count == 2 {
-            guard let prefix = Int(parts[1]), (0...(self.bytes.count * 8)).contains(prefix) else { return nil }
-            self.prefix = prefix
-        } else {
-            self.prefix = self.bytes.count * 8
-        }
-    }
-
-    func contains(_ address: SocketAddress) -> Bool {
-        guard let text = address.ipAddress else { return false }
-        var candidate = ZoneFileParser.address(text, family: AF_INET, count: 4) ?? ZoneFileParser.address(text, family: AF_INET6, count: 16) ?? []
-        if text.contains(":") == false { candidate = Array(candidate.prefix(4)) }
-        // ::ffff:a.b.c.d matches IPv4 blocks.
-        if candidate.count == 16, bytes.count == 4, candidate.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
-            candidate = Array(candidate.suffix(4))
-        }
-        guard candidate.count == bytes.count else { return false }
-        var remaining = prefix
-        for (a, b) in zip(candidate, bytes) where remaining > 0 {
-            let bits = min(8, remaining)
-            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - bits))
-            if a & mask != b & mask { return false }
-            remaining -= bits
-        }
-        return true
-    }
-}
-
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,0 +1,231 @@
+import ArgumentParser
+import Foundation
+import InetCore
+import InetSNMP
+import NIOConcurrencyHelpers
+
+struct SNMPCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snmp",
+        abstract: "Ask SNMP agents: get, next, walk, bulkwalk, set, and a table view.",
+        discussion: """
+            HOST is host[:port], [v6]:port, or several separated by commas (asked at once with --concurrency). \
+            OIDs are numeric (1.3.6.1.2.1.1.3.0) or names of the objects InetKit serves (sysUpTime.0, ifDescr, \
+            inetkitServiceTable).
+            """,
+        subcommands: [SNMPGetCommand.self, SNMPNextCommand.self, SNMPWalkCommand.self, SNMPBulkWalkCommand.self,
+                      SNMPSetCommand.self, SNMPTableCommand.self])
+}
+
+struct SNMPOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Community.")
+    var community = "public"
+
+    @Option(name: [.customShort("v"), .long], help: "SNMP version: 1 or 2c.")
+    var version = "2c"
+
+    @Option(name: .long, help: "Seconds to wait for each answer.")
+    var timeout = 1.0
+
+    @Option(name: .long, help: "Retries after a timeout.")
+    var retries = 3
+
+    @Option(name: .long, help: "Hosts asked at once.")
+    var concurrency = 1
+
+    @Option(name: .long, help: "Port offset for hosts without a port (default: 0 if this process may bind ports < 1024, else 10000).")
+    var portOffset: Int?
+
+    @Flag(name: .shortAndLong, help: "Print OIDs as numbers.")
+    var numeric = false
+
+    func validate() throws {
+        guard version == "1" || version == "2c" else { throw ValidationError("-v must be 1 or 2c") }
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+    }
+
+    func clients(_ hosts: String) throws -> [SNMPClient] {
+        let defaultPort = PortPlan.defaultPort(wellKnown: 161, explicitOffset: portOffset)
+        return try hosts.split(separator: ",").map { text in
+            let target = try ServerAddress.parse(String(text), wellKnown: 161, portOffset: portOffset)
+            return SNMPClient(host: target.host, port: target.port == 0 ? defaultPort : target.port, community: community,
+                              version: version == "1" ? .v1 : .v2c, timeout: timeout, retries: retries)
+        }
+    }
+
+    func oids(_ texts: [String]) throws -> [OID] {
+        try texts.map { text in
+            guard let oid = MIBNames.resolve(text) else { throw ValidationError("unknown object '\(text)' (use a numeric OID)") }
+            return oid
+        }
+    }
+
+    func line(_ bind: VarBind) -> String {
+        "\(numeric ? bind.oid.description : MIBNames.name(of: bind.oid)) = \(bind.value.display)"
+    }
+
+    /// Runs `body` for every client (at most `concurrency` at once) and prints each host's lines
+    /// (prefixed by the host when there are several). Exit status 1 if any host failed.
+    func run(_ clients: [SNMPClient], _ body: @escaping @Sendable (SNMPClient.Session) async throws -> [VarBind]) async throws {
+        let results = NIOLockedValueBox<[Int: Result<[VarBind], any Error>]>([:])
+        await withTaskGroup(of: Void.self) { group in
+            var next = 0
+            func launch() {
+                let index = next
+                let client = clients[index]
+                next += 1
+                group.addTask {
+                    do {
+                        let binds = try await client.session(body)
+                        results.withLockedValue { $0[index] = .success(binds) }
+                    } catch {
+                        results.withLockedValue { $0[index] = .failure(error) }
+                    }
+                }
+            }
+            while next < min(concurrency, clients.count) { launch() }
+            while await group.next() != nil {
+                if next < clients.count { launch() }
+            }
+        }
+        var failed = false
+        let all = results.withLockedValue { $0 }
+        for (index, client) in clients.enumerated() {
+            let host = client.host.contains(":") ? "[\(client.host)]" : client.host
+            let prefix = clients.count > 1 ? "\(host):\(client.port): " : ""
+            switch all[index]! {
+            case .success(let binds):
+                for bind in binds { print(prefix + line(bind)) }
+            case .failure(let error):
+                failed = true
+                FileHandle.standardError.write(Data("\(prefix)inetkit snmp: \(error)\n".utf8))
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct SNMPGetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "get", abstract: "GET the OIDs: inetkit snmp get 127.0.0.1 sysUpTime.0 sysName.0")
+    @Argument(help: "HOST[:PORT] then OIDs.") var arguments: [String]
+    @OptionGroup var options: SNMPOptions
+
+    func run() async throws {
+        guard arguments.count >= 2 else { throw ValidationError("give HOST and at least one OID") }
+        let oids = try options.oids(Array(arguments.dropFirst()))
+        try await options.run(try options.clients(arguments[0])) { try await $0.get(oids) }
+    }
+}
+
+struct SNMPNextCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "next", abstract: "GETNEXT: the variable after each OID.")
+    @Argument(help: "HOST[:PORT] then OIDs.") var arguments: [String]
+    @OptionGroup var options: SNMPOptions
+
+    func run() async throws {
+        guard arguments.count >= 2 else { throw ValidationError("give HOST and at least one OID") }
+        let oids = try options.oids(Array(arguments.dropFirst()))
+        try await options.run(try options.clients(arguments[0])) { try await $0.next(oids) }
+    }
+}
+
+struct SNMPWalkCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "walk", abstract: "Walk a subtree with GETNEXT (default: the whole MIB-2 and InetKit's tree).")
+    @Argument(help: "HOST[:PORT][,HOST...] then optionally OIDs.") var arguments: [String]
+    @OptionGroup var options: SNMPOptions
+
+    func run() async throws {
+        guard !arguments.isEmpty else { throw ValidationError("give HOST") }
+        let roots = arguments.count > 1 ? try options.oids(Array(arguments.dropFirst())) : [MIBOID.mib2, MIBOID.inetkit]
+        try await options.run(try options.clients(arguments[0])) { session in
+            var all: [VarBind] = []
+            for root in roots { all += try await session.walk(root) }
+            return all
+        }
+    }
+}
+
+struct SNMPBulkWalkCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bulkwalk", abstract: "Walk a subtree with GETBULK (SNMPv2c).")
+    @Argument(help: "HOST[:PORT][,HOST...] then optionally OIDs.") var arguments: [String]
+    @Option(name: .long, help: "max-repetitions per request.") var repetitions = 25
+    @OptionGroup var options: SNMPOptions
+
+    func run() async throws {
+        guard !arguments.isEmpty else { throw ValidationError("give HOST") }
+        let roots = arguments.count > 1 ? try options.oids(Array(arguments.dropFirst())) : [MIBOID.mib2, MIBOID.inetkit]
+        let repetitions = self.repetitions
+        try await options.run(try options.clients(arguments[0])) { session in
+            var all: [VarBind] = []
+            for root in roots { all += try await session.walk(root, bulk: true, maxRepetitions: repetitions) }
+            return all
+        }
+    }
+}
+
+struct SNMPSetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set", abstract: "SET variables: inetkit snmp set -c private 127.0.0.1 sysLocation.0 s 'Lab 2'",
+        discussion: "Types as net-snmp: i INTEGER, u Gauge32, c Counter32, t TimeTicks, a IpAddress, o OID, s STRING, x hex STRING.")
+    @Argument(help: "HOST[:PORT] then OID TYPE VALUE triples.") var arguments: [String]
+    @OptionGroup var options: SNMPOptions
+
+    func run() async throws {
+        let rest = Array(arguments.dropFirst())
+        guard !arguments.isEmpty, !rest.isEmpty, rest.count % 3 == 0 else { throw ValidationError("give HOST then OID TYPE VALUE triples") }
+        var binds: [VarBind] = []
+        for start in stride(from: 0, to: rest.count, by: 3) {
+            let oid = try options.oids([rest[start]])[0]
+            guard let value = SNMPValue.parse(type: rest[start + 1], value: rest[start + 2]) else {
+                throw ValidationError("'\(rest[start + 2])' is not a value of type \(rest[start + 1])")
+            }
+            binds.append(VarBind(oid, value))
+        }
+        let request = binds
+        try await options.run(try options.clients(arguments[0])) { try await $0.set(request) }
+    }
+}
+
+struct SNMPTableCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "table", abstract: "Show a table as rows and columns (default inetkitServiceTable; also ifTable, ifXTable, sysORTable).")
+    @Argument(help: "HOST[:PORT] then optionally the table.") var arguments: [String]
+    @OptionGroup var options: SNMPOptions
+
+    func run() async throws {
+        guard !arguments.isEmpty else { throw ValidationError("give HOST") }
+        let table = arguments.count > 1 ? try options.oids([arguments[1]])[0] : MIBOID.inetkitServiceTable
+        let names = MIBNames.columns(of: table)
+        let entry = table.appending(1)
+        for client in try options.clients(arguments[0]) {
+            let binds: [VarBind]
+            do {
+                binds = try await client.session { try await $0.walk(entry, bulk: client.version == .v2c) }
+            } catch {
+                FileHandle.standardError.write(Data("inetkit snmp: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            var columns: [UInt32] = []
+            var rows: [String] = []
+            var cells: [String: [UInt32: String]] = [:]
+            for bind in binds {
+                let parts = bind.oid.components.dropFirst(entry.components.count)
+                guard let column = parts.first else { continue }
+                let index = parts.dropFirst().map(String.init).joined(separator: ".")
+                if !columns.contains(column) { columns.append(column) }
+                if cells[index] == nil { rows.append(index) }
+                cells[index, default: [:]][column] = MIBNames.enumeration(bind.value, column: entry.appending(column)) ?? bind.value.plain
+            }
+            let prefix = MIBNames.name(of: entry).replacingOccurrences(of: "Entry", with: "")
+            let headers = ["index"] + columns.map { names[$0].map { name in name.hasPrefix(prefix) && name.count > prefix.count ? String(name.dropFirst(prefix.count)) : name } ?? "\($0)" }
+            let grid = rows.map { row in [row] + columns.map { cells[row]?[$0] ?? "" } }
+            let widths = headers.indices.map { column in ([headers[column]] + grid.map { $0[column] }).map(\.count).max() ?? 0 }
+            func format(_ values: [String]) -> String {
+                values.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                    .trimmingCharacters(in: .whitespaces)
+            }
+            print(format(headers))
+            for row in grid { print(format(row)) }
+        }
+    }
+}
