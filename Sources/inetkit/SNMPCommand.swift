@@ -39,9 +39,13 @@ struct SNMPOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print OIDs as numbers.")
     var numeric = false
 
+    @Option(name: .long, help: "Repeat the request N times per host and print the rate (a load test); --concurrency requests in flight.")
+    var count = 1
+
     func validate() throws {
         guard version == "1" || version == "2c" else { throw ValidationError("-v must be 1 or 2c") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard count >= 1 else { throw ValidationError("--count must be at least 1") }
     }
 
     func clients(_ hosts: String) throws -> [SNMPClient] {
@@ -62,6 +66,46 @@ struct SNMPOptions: ParsableArguments {
 
     func line(_ bind: VarBind) -> String {
         "\(numeric ? bind.oid.description : MIBNames.name(of: bind.oid)) = \(bind.value.display)"
+    }
+
+    /// Load mode: `count` requests per host, `concurrency` at once (each on its own socket),
+    /// then one line with the rate and the failures.
+    func load(_ clients: [SNMPClient], _ body: @escaping @Sendable (SNMPClient.Session) async throws -> Int) async throws {
+        let started = DispatchTime.now()
+        let totals = NIOLockedValueBox<(requests: Int, variables: Int, failures: Int, first: String?)>((0, 0, 0, nil))
+        await withTaskGroup(of: Void.self) { group in
+            for client in clients {
+                let lanes = min(concurrency, count)
+                for lane in 0..<lanes {
+                    let share = count / lanes + (lane < count % lanes ? 1 : 0)
+                    group.addTask {
+                        do {
+                            try await client.session { session in
+                                for _ in 0..<share {
+                                    do {
+                                        let variables = try await body(session)
+                                        totals.withLockedValue { $0.requests += 1; $0.variables += variables }
+                                    } catch {
+                                        totals.withLockedValue { $0.failures += 1; $0.first = $0.first ?? "\(error)" }
+                                    }
+                                }
+                            }
+                        } catch {
+                            totals.withLockedValue { $0.failures += share; $0.first = $0.first ?? "\(error)" }
+                        }
+                    }
+                }
+            }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+        let result = totals.withLockedValue { $0 }
+        print(String(format: "%d requests in %.2f s: %.1f requests/s, %.1f variables/s, %d failed (concurrency %d per host)",
+                     result.requests, seconds, Double(result.requests) / seconds, Double(result.variables) / seconds,
+                     result.failures, concurrency))
+        if let first = result.first {
+            FileHandle.standardError.write(Data("inetkit snmp: \(first)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 
     /// Runs `body` for every client (at most `concurrency` at once) and prints each host's lines
@@ -113,6 +157,10 @@ struct SNMPGetCommand: AsyncParsableCommand {
     func run() async throws {
         guard arguments.count >= 2 else { throw ValidationError("give HOST and at least one OID") }
         let oids = try options.oids(Array(arguments.dropFirst()))
+        if options.count > 1 {
+            try await options.load(try options.clients(arguments[0])) { try await $0.get(oids).count }
+            return
+        }
         try await options.run(try options.clients(arguments[0])) { try await $0.get(oids) }
     }
 }
@@ -155,6 +203,14 @@ struct SNMPBulkWalkCommand: AsyncParsableCommand {
         guard !arguments.isEmpty else { throw ValidationError("give HOST") }
         let roots = arguments.count > 1 ? try options.oids(Array(arguments.dropFirst())) : [MIBOID.mib2, MIBOID.inetkit]
         let repetitions = self.repetitions
+        if options.count > 1 {
+            try await options.load(try options.clients(arguments[0])) { session in
+                var total = 0
+                for root in roots { total += try await session.walk(root, bulk: true, maxRepetitions: repetitions).count }
+                return total
+            }
+            return
+        }
         try await options.run(try options.clients(arguments[0])) { session in
             var all: [VarBind] = []
             for root in roots { all += try await session.walk(root, bulk: true, maxRepetitions: repetitions) }

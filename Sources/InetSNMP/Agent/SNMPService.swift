@@ -63,6 +63,9 @@ public struct SNMPService: InetService {
             sinks.append(sink)
         }
         traps = TrapSender(sinks: sinks, agent: agent)
+        // Each agent object watches for as long as it lives: a reload replaces it with a new
+        // one, whose watcher carries on from what the host's watchers have already seen.
+        traps.start()
     }
 
     public func prepare() throws {
