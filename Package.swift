@@ -204,6 +204,7 @@ let package = Package(
                 "InetSimple",
                 "InetHTTP",
                 "InetMail",
+                "InetSNMP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -158,7 +158,31 @@ struct SNMPGetCommand: AsyncParsableCommand {
         guard arguments.count >= 2 else { throw ValidationError("give HOST and at least one OID") }
         let oids = try options.oids(Array(arguments.dropFirst()))
         if options.count > 1 {
-            try await options.load(try options.clients(arguments[0])) { try await $0.get(oids).count }
+            // One thread per host, each keeping --concurrency requests in flight.
+            let clients = try options.clients(arguments[0])
+            let count = options.count
+            let inFlight = options.concurrency
+            var failed = false
+            for client in clients {
+                let result: SNMPLoad.Result
+                do {
+                    result = try await withCheckedThrowingContinuation { continuation in
+                        Thread.detachNewThread {
+                            continuation.resume(with: Result {
+                                try SNMPLoad.gets(host: client.host, port: client.port, community: client.community, version: client.version,
+                                                  oids: oids, count: count, inFlight: inFlight, timeout: client.timeout)
+                            })
+                        }
+                    }
+                } catch {
+                    FileHandle.standardError.write(Data("inetkit snmp: \(error)\n".utf8))
+                    throw ExitCode(1)
+                }
+                print(String(format: "%@:%d: %d requests in %.2f s: %.1f requests/s, %d lost (%d in flight)", client.host, client.port,
+                             result.answered + result.lost, result.seconds, Double(result.answered) / result.seconds, result.lost, inFlight))
+                if result.lost > 0 { failed = true }
+            }
+            if failed { throw ExitCode(1) }
             return
         }
         try await options.run(try options.clients(arguments[0])) { try await $0.get(oids) }

@@ -131,7 +131,10 @@ final class SNMPAgent: Sendable {
             withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         }
         description = "InetKit SNMP agent on \(field(names.sysname)) \(field(names.release)) \(field(names.machine))"
+        staticSystemGroup = Self.makeSystemGroup(description: description)
     }
+
+    private let staticSystemGroup: [VarBind]
 
     /// Hundredths of a second since the host started.
     var upTime: UInt32 {
@@ -142,7 +145,7 @@ final class SNMPAgent: Sendable {
     }
 
     /// Interfaces, re-read at most once a second.
-    private func interfaces() -> [NetworkInterface] {
+    func interfaces() -> [NetworkInterface] {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let time = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
@@ -152,27 +155,40 @@ final class SNMPAgent: Sendable {
         return fresh
     }
 
+    /// The MIB's subtrees in OID order; each builds its variables when a request touches it.
+    static let subtrees: [MIBSubtree] = [
+        MIBSubtree(root: MIBOID.system, objects: (1...9).map { MIBOID.system.appending($0) }, build: { $0.systemGroup() }),
+        MIBSubtree(root: MIBOID.interfaces, objects: NetworkInterface.ifTableObjects, build: { agent in
+            NetworkInterface.ifTable(agent.interfaces(), upTime: agent.upTime)
+        }),
+        MIBSubtree(root: MIBOID.snmp, objects: SNMPCounters.objects, build: { $0.counters.variables() }),
+        MIBSubtree(root: MIBOID.ifXTable, objects: NetworkInterface.ifXTableObjects, build: { NetworkInterface.ifXTable($0.interfaces()) }),
+        MIBSubtree(root: MIBOID.inetkit, objects: ServiceTable.objects, build: { ServiceTable.variables($0.host.services()) }),
+    ].sorted { $0.root < $1.root }
+
     func view() -> MIBView {
-        MIBView(subtrees: [
-            MIBSubtree(root: MIBOID.system, objects: (1...9).map { MIBOID.system.appending($0) }, build: { self.systemGroup() }),
-            MIBSubtree(root: MIBOID.interfaces, objects: NetworkInterface.ifTableObjects, build: {
-                NetworkInterface.ifTable(self.interfaces(), upTime: self.upTime)
-            }),
-            MIBSubtree(root: MIBOID.snmp, objects: SNMPCounters.objects, build: { self.counters.variables() }),
-            MIBSubtree(root: MIBOID.ifXTable, objects: NetworkInterface.ifXTableObjects, build: { NetworkInterface.ifXTable(self.interfaces()) }),
-            MIBSubtree(root: MIBOID.inetkit, objects: ServiceTable.objects, build: { ServiceTable.variables(self.host.services()) }),
-        ])
+        MIBView(subtrees: Self.subtrees, agent: self)
     }
 
-    private func systemGroup() -> [VarBind] {
+    /// The system group: built once, then only sysUpTime and the three writable strings change.
+    func systemGroup() -> [VarBind] {
+        var binds = staticSystemGroup
         let strings = system.current
+        binds[2].value = .timeTicks(upTime)
+        binds[3].value = .string(strings.contact)
+        binds[4].value = .string(strings.name)
+        binds[5].value = .string(strings.location)
+        return binds
+    }
+
+    private static func makeSystemGroup(description: String) -> [VarBind] {
         var binds = [
             VarBind(MIBOID.sysDescr.appending(0), .string(description)),
             VarBind(MIBOID.sysObjectID.appending(0), .objectIdentifier(MIBOID.inetkitAgent)),
-            VarBind(MIBOID.sysUpTime.appending(0), .timeTicks(upTime)),
-            VarBind(MIBOID.sysContact.appending(0), .string(strings.contact)),
-            VarBind(MIBOID.sysName.appending(0), .string(strings.name)),
-            VarBind(MIBOID.sysLocation.appending(0), .string(strings.location)),
+            VarBind(MIBOID.sysUpTime.appending(0), .timeTicks(0)),
+            VarBind(MIBOID.sysContact.appending(0), .string("")),
+            VarBind(MIBOID.sysName.appending(0), .string("")),
+            VarBind(MIBOID.sysLocation.appending(0), .string("")),
             VarBind(MIBOID.sysServices.appending(0), .integer(72)),  // layers 4 and 7 (RFC 3418)
             VarBind(MIBOID.sysORLastChange.appending(0), .timeTicks(0)),
         ]

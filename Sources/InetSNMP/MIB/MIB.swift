@@ -31,26 +31,30 @@ public enum MIBOID {
 
 /// The variables of one subtree at one moment, sorted by OID; built when a request first
 /// touches the subtree.
-struct MIBSubtree {
+struct MIBSubtree: Sendable {
     var root: OID
     /// The object types (scalars and columns) the subtree defines: a GET of a missing instance
     /// under one of them is noSuchInstance, anything else noSuchObject.
     var objects: [OID]
-    var build: () -> [VarBind]
+    var build: @Sendable (SNMPAgent) -> [VarBind]
 }
 
 /// A request's view of the whole MIB: subtrees in OID order, each built at most once.
 struct MIBView {
+    /// Sorted by root.
     private let subtrees: [MIBSubtree]
-    private var built: [Int: [VarBind]] = [:]
+    private let agent: SNMPAgent
+    private var built: [[VarBind]?]
 
-    init(subtrees: [MIBSubtree]) {
-        self.subtrees = subtrees.sorted { $0.root < $1.root }
+    init(subtrees: [MIBSubtree], agent: SNMPAgent) {
+        self.subtrees = subtrees
+        self.agent = agent
+        built = Array(repeating: nil, count: subtrees.count)
     }
 
     private mutating func variables(_ index: Int) -> [VarBind] {
         if let done = built[index] { return done }
-        let made = subtrees[index].build()
+        let made = subtrees[index].build(agent)
         built[index] = made
         return made
     }
