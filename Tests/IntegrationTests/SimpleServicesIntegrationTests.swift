@@ -1,6 +1,7 @@
 import InetCore
 import InetMail
 import InetSimple
+import InetSNMP
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -218,10 +219,10 @@ final class ShippedFilesTests: XCTestCase {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let path = root.appendingPathComponent("contrib/inetkit.yaml").path
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        let catalog = SimpleServices.catalog + [SMTPService.descriptor, POP3Service.descriptor]
+        let catalog = SimpleServices.catalog + [SMTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor]
         let config = try HostConfig.parse(yaml: text, file: path, catalog: catalog)
         let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: true)
-        XCTAssertEqual(plan.services.filter(\.enabled).count, 8)
+        XCTAssertEqual(plan.services.filter(\.enabled).count, 9)
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "chargen" }?.limits.udpRate, 10)
         XCTAssertEqual(config.limits, Limits(), "the example shows the defaults")
     }
