@@ -118,6 +118,7 @@ final class SNMPAgent: Sendable {
     let description: String
     /// Largest response this agent sends (bytes of the whole message).
     let maximumMessageSize: Int
+    let logger = Logger(label: "inetkit.snmp")
     private let interfaceCache = NIOLockedValueBox<(time: Double, interfaces: [NetworkInterface])>((-1, []))
 
     init(communities: [Community], system: SystemStrings, host: HostDirectory, maximumMessageSize: Int) {
@@ -217,14 +218,19 @@ final class SNMPAgent: Sendable {
             message = try SNMPMessage.decode(bytes)
         } catch {
             switch error {
-            case .badVersion: counters.inBadVersions.add(1, ordering: .relaxed)
-            case .malformed: counters.inASNParseErrors.add(1, ordering: .relaxed)
+            case .badVersion(let version):
+                counters.inBadVersions.add(1, ordering: .relaxed)
+                logger.info("dropped", metadata: ["peer": "\(source?.ipAddress ?? "?")", "reason": "SNMP version \(version)"])
+            case .malformed(let reason):
+                counters.inASNParseErrors.add(1, ordering: .relaxed)
+                logger.info("dropped", metadata: ["peer": "\(source?.ipAddress ?? "?")", "reason": "malformed: \(reason)"])
             }
             return nil
         }
         guard let community = communities.first(where: { $0.name == message.community }),
               community.from.isEmpty || source.map({ address in community.from.contains { $0.contains(address) } }) ?? true else {
             counters.inBadCommunityNames.add(1, ordering: .relaxed)
+            logger.info("dropped", metadata: ["peer": "\(source?.ipAddress ?? "?")", "reason": "unknown community or not allowed from this address"])
             return nil
         }
         guard let response = respond(to: message, access: community.access) else { return nil }
