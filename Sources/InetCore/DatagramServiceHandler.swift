@@ -36,7 +36,10 @@ final class DatagramServiceHandler: ChannelInboundHandler {
             $0.maximumSources = current.udpMaxSources
         }
         self.limitsGeneration = generation
+        rateLimited = current.udpRate > 0
     }
+
+    private var rateLimited: Bool
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
@@ -50,7 +53,8 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         if let source, seenSources.count < ServiceCounters.maximumTrackedPeers, seenSources.insert(source).inserted {
             counters.notePeer(envelope.remoteAddress.ipAddress ?? "?")
         }
-        let decision = source.map { key in limiter.withLockedValue { $0.admit(key, now: started) } } ?? .allow
+        // With udp_rate 0 there is nothing to limit: no lock shared by the sockets is taken.
+        let decision = rateLimited ? source.map { key in limiter.withLockedValue { $0.admit(key, now: started) } } ?? .allow : .allow
         guard decision == .allow else {
             counters.datagramsDropped.bump(1)
             if decision == .startLimiting {
@@ -113,5 +117,6 @@ final class DatagramServiceHandler: ChannelInboundHandler {
             $0.maximumSources = current.udpMaxSources
         }
         limitsGeneration = latest
+        rateLimited = current.udpRate > 0
     }
 }

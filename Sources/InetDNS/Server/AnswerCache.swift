@@ -6,8 +6,23 @@ import NIOConcurrencyHelpers
 /// optional EDNS(0) OPT), keyed by everything the answer depends on: the lowercased question,
 /// RD, CD, the EDNS DO bit and the size limit. Bounded; cleared when the zones change.
 final class AnswerCache: Sendable {
-    private let entries = NIOLockedValueBox<(generation: Int, map: [[UInt8]: [UInt8]])>((0, [:]))
-    static let maximumEntries = 20_000
+    /// Shards, so the event loops of the UDP sockets rarely wait for one another; each keeps two
+    /// generations (the current one fills up, then becomes the previous one), so a full cache
+    /// forgets its oldest answers instead of all of them.
+    private let shards: [NIOLockedValueBox<Shard>] = (0..<16).map { _ in NIOLockedValueBox(Shard()) }
+    static let maximumEntries = 65_536
+
+    struct Shard {
+        var generation = 0
+        var current: [[UInt8]: [UInt8]] = [:]
+        var previous: [[UInt8]: [UInt8]] = [:]
+    }
+
+    private func shard(_ key: Key) -> NIOLockedValueBox<Shard> {
+        var hash: UInt32 = 2_166_136_261
+        for byte in key.bytes { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return shards[Int(hash % UInt32(shards.count))]
+    }
 
     /// A query's cache key and where its question lies, if the query is plain enough.
     struct Key {
@@ -18,7 +33,7 @@ final class AnswerCache: Sendable {
         var limit: Int
     }
 
-    static func key(for query: [UInt8], tcp: Bool, maximumUDP: Int) -> Key? {
+    static func key<Bytes: RandomAccessCollection>(for query: Bytes, tcp: Bool, maximumUDP: Int) -> Key? where Bytes.Element == UInt8, Bytes.Index == Int {
         guard query.count >= 17, query[2] & 0xF8 == 0, query[4] == 0, query[5] == 1,
               query[6] == 0, query[7] == 0, query[8] == 0, query[9] == 0, query[10] == 0, query[11] <= 1 else { return nil }
         var position = 12
@@ -59,8 +74,20 @@ final class AnswerCache: Sendable {
         return Key(bytes: key, question: 12..<questionEnd, limit: limit)
     }
 
+    /// The cached answer, without the query's ID and question copied in.
+    func cached(_ key: Key, generation: Int) -> [UInt8]? {
+        shard(key).withLockedValue { shard in
+            guard shard.generation == generation else { return nil }
+            if let answer = shard.current[key.bytes] { return answer }
+            guard let answer = shard.previous[key.bytes] else { return nil }
+            // Still in use: keep it in the current generation.
+            shard.current[key.bytes] = answer
+            return answer
+        }
+    }
+
     func answer(for key: Key, query: [UInt8], generation: Int) -> [UInt8]? {
-        guard var answer = entries.withLockedValue({ $0.generation == generation ? $0.map[key.bytes] : nil }) else { return nil }
+        guard var answer = cached(key, generation: generation) else { return nil }
         answer[0] = query[0]
         answer[1] = query[1]
         answer.replaceSubrange(key.question, with: query[key.question])
@@ -69,9 +96,18 @@ final class AnswerCache: Sendable {
 
     func store(_ answer: [UInt8], for key: Key, generation: Int) {
         guard answer.count >= key.question.upperBound else { return }
-        entries.withLockedValue { state in
-            if state.generation != generation || state.map.count >= Self.maximumEntries { state = (generation, [:]) }
-            state.map[key.bytes] = answer
+        let perShard = Self.maximumEntries / shards.count
+        shard(key).withLockedValue { shard in
+            if shard.generation != generation {
+                shard = Shard()
+                shard.generation = generation
+            }
+            if shard.current.count >= perShard {
+                shard.previous = shard.current
+                shard.current = [:]
+                shard.current.reserveCapacity(perShard)
+            }
+            shard.current[key.bytes] = answer
         }
     }
 }

@@ -54,6 +54,20 @@ public struct DNSService: InetService {
     }
 
     public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        // The common case: a plain query whose answer is cached. The reply is the cached bytes
+        // with this query's ID and question (its letter case) written over them, built straight
+        // into the outgoing buffer.
+        let generation = zones.generation
+        if let key = payload.withUnsafeReadableBytes({ AnswerCache.key(for: $0, tcp: false, maximumUDP: Int(Authority.maximumUDPPayload)) }),
+           let cached = cache.cached(key, generation: generation) {
+            var out = allocator.buffer(capacity: cached.count)
+            out.writeBytes(cached)
+            payload.withUnsafeReadableBytes { query in
+                out.setBytes(UnsafeRawBufferPointer(rebasing: query[0..<2]), at: 0)
+                out.setBytes(UnsafeRawBufferPointer(rebasing: query[key.question]), at: key.question.lowerBound)
+            }
+            return out
+        }
         let bytes = Array(payload.readableBytesView)
         guard let answer = answer(bytes, transport: .udp, peer: nil) else { return nil }
         return allocator.buffer(bytes: answer)
