@@ -260,6 +260,8 @@ public final class InetHost: Sendable {
         return loops
     }
 
+    static let datagramsPerRead = 16
+
     private func bindChannel(_ runtime: ServiceRuntime, transport: Transport, host: String, port: Int, on loop: (any EventLoop)? = nil) async throws -> any Channel {
         let logger = self.logger
         switch transport {
@@ -290,8 +292,11 @@ public final class InetHost: Sendable {
             return try await DatagramBootstrap(group: loop ?? group.next())
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelOption(ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: limits.maxDatagram))
-                .channelOption(.maxMessagesPerRead, value: 16)
+                // recvmmsg: up to 16 datagrams per system call, each in its own max_datagram slot
+                // of one pooled buffer (reused once the handlers let go of their slices).
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: limits.maxDatagram * Self.datagramsPerRead))
+                .channelOption(.datagramVectorReadMessageCount, value: Self.datagramsPerRead)
+                .channelOption(.maxMessagesPerRead, value: 4)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(DatagramServiceHandler(

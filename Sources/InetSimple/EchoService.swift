@@ -18,7 +18,11 @@ public struct EchoService: InetService {
     }
 
     public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        payload
+        // A copy: the datagram is a slice of the socket's pooled receive buffer, which can be
+        // reused for the next read only once no reply holds on to it.
+        var copy = allocator.buffer(capacity: payload.readableBytes)
+        copy.writeImmutableBuffer(payload)
+        return copy
     }
 }
 

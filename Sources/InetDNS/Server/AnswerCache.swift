@@ -14,8 +14,17 @@ final class AnswerCache: Sendable {
 
     struct Shard {
         var generation = 0
-        var current: [[UInt8]: [UInt8]] = [:]
-        var previous: [[UInt8]: [UInt8]] = [:]
+        var current: [CacheKey: [UInt8]] = [:]
+        var previous: [CacheKey: [UInt8]] = [:]
+    }
+
+    /// The key's bytes, hashed in one call rather than byte by byte.
+    struct CacheKey: Hashable {
+        var bytes: [UInt8]
+
+        func hash(into hasher: inout Hasher) {
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 
     private func shard(_ key: Key) -> NIOLockedValueBox<Shard> {
@@ -78,10 +87,10 @@ final class AnswerCache: Sendable {
     func cached(_ key: Key, generation: Int) -> [UInt8]? {
         shard(key).withLockedValue { shard in
             guard shard.generation == generation else { return nil }
-            if let answer = shard.current[key.bytes] { return answer }
-            guard let answer = shard.previous[key.bytes] else { return nil }
+            if let answer = shard.current[CacheKey(bytes: key.bytes)] { return answer }
+            guard let answer = shard.previous[CacheKey(bytes: key.bytes)] else { return nil }
             // Still in use: keep it in the current generation.
-            shard.current[key.bytes] = answer
+            shard.current[CacheKey(bytes: key.bytes)] = answer
             return answer
         }
     }
@@ -107,7 +116,7 @@ final class AnswerCache: Sendable {
                 shard.current = [:]
                 shard.current.reserveCapacity(perShard)
             }
-            shard.current[key.bytes] = answer
+            shard.current[CacheKey(bytes: key.bytes)] = answer
         }
     }
 }
