@@ -72,9 +72,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "InetLine",
+            dependencies: [
+                "InetCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "InetMail",
             dependencies: [
                 "InetCore",
+                "InetLine",
                 "InetTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -88,6 +99,7 @@ let package = Package(
             name: "InetMailTests",
             dependencies: [
                 "InetMail",
+                "InetLine",
                 "InetCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

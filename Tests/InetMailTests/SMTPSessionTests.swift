@@ -1,3 +1,5 @@
+import InetCore
+import InetLine
 import NIOCore
 import NIOEmbedded
 import XCTest

@@ -2,6 +2,7 @@ import InetCore
 import InetTLS
 import Logging
 import NIOConcurrencyHelpers
+import InetLine
 import NIOCore
 import NIOSSL
 

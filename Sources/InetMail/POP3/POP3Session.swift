@@ -1,3 +1,4 @@
+import InetLine
 import NIOCore
 import NIOPosix
 

@@ -7,6 +7,7 @@ import InetCore
 import InetTLS
 import Logging
 import NIOConcurrencyHelpers
+import InetLine
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -76,28 +77,6 @@ struct SMTPSettings: Sendable {
         gethostname(&name, name.count - 1)
         let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return host.isEmpty ? "localhost" : host
-    }
-}
-
-/// Counts open connections per client address for a per-address limit.
-final class AddressConnectionCounter: Sendable {
-    private let counts = NIOLockedValueBox<[String: Int]>([:])
-
-    /// Counts one more connection from `address`; false (and nothing counted) past `limit`.
-    func open(_ address: String, limit: Int) -> Bool {
-        counts.withLockedValue { counts in
-            let current = counts[address, default: 0]
-            guard current < limit else { return false }
-            counts[address] = current + 1
-            return true
-        }
-    }
-
-    func close(_ address: String) {
-        counts.withLockedValue { counts in
-            let next = (counts[address] ?? 1) - 1
-            counts[address] = next > 0 ? next : nil
-        }
     }
 }
 

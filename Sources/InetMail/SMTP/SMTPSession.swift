@@ -4,6 +4,8 @@ import Glibc
 import Darwin
 #endif
 import Logging
+import InetCore
+import InetLine
 import NIOCore
 import NIOPosix
 import Synchronization

@@ -4,7 +4,7 @@ import NIOCore
 import NIOSSL
 
 /// What a line-protocol session (SMTP, POP3) asks its connection to do, in order.
-enum LineAction {
+public enum LineAction {
     /// Queue a reply; `text` carries its own CRLFs.
     case reply(String)
     /// Queue raw bytes (a message being retrieved).
@@ -24,14 +24,14 @@ enum LineAction {
 }
 
 /// How a received line ended.
-enum LineEnding {
+public enum LineEnding {
     case crlf
     /// A bare LF (accepted and normalised, as Postfix does by default).
     case lf
 }
 
 /// One connection's protocol state; used only on the connection's event loop.
-protocol LineSession: AnyObject {
+public protocol LineSession: AnyObject {
     /// The greeting and anything else to do when the connection opens.
     func start(context: LineSessionContext) -> [LineAction]
     /// One line without its ending.
@@ -44,14 +44,28 @@ protocol LineSession: AnyObject {
     var timeout: (seconds: Double, reply: String) { get }
     /// The connection is gone (clean up locks and half-written files).
     func closed()
+    /// A complete line that arrived while the session waits on a step (a file transfer):
+    /// actions to take now (FTP's ABOR and STAT), or nil to leave it for after the step.
+    func receiveWhileBusy(line: ByteBuffer) -> [LineAction]?
+}
+
+extension LineSession {
+    public func receiveWhileBusy(line: ByteBuffer) -> [LineAction]? { nil }
 }
 
 /// What the session may know of its connection.
-struct LineSessionContext {
-    var eventLoop: any EventLoop
-    var peer: SocketAddress?
-    var local: SocketAddress?
-    var isTLS: Bool
+public struct LineSessionContext {
+    public var eventLoop: any EventLoop
+    public var peer: SocketAddress?
+    public var local: SocketAddress?
+    public var isTLS: Bool
+
+    public init(eventLoop: any EventLoop, peer: SocketAddress?, local: SocketAddress?, isTLS: Bool) {
+        self.eventLoop = eventLoop
+        self.peer = peer
+        self.local = local
+        self.isTLS = isTLS
+    }
 }
 
 /// Drives a `LineSession` on a TCP connection: splits input into lines (bounded), answers each
@@ -59,10 +73,10 @@ struct LineSessionContext {
 /// asynchronous step such as a durable delivery finishes before anything after it), holds
 /// reads while the session waits and the buffer is full, enforces the session's timeouts, and
 /// inserts TLS in front of itself for STARTTLS/STLS.
-final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
 
     private let session: any LineSession
     private let tls: NIOSSLContext?
@@ -84,19 +98,19 @@ final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
 
-    init(session: any LineSession, tls: NIOSSLContext?, logger: Logger, maximumBuffered: Int = 256 * 1024) {
+    public init(session: any LineSession, tls: NIOSSLContext?, logger: Logger, maximumBuffered: Int = 256 * 1024) {
         self.session = session
         self.tls = tls
         self.logger = logger
         self.maximumBuffered = maximumBuffered
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if context.channel.isActive { begin(context: context) }
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    public func channelActive(context: ChannelHandlerContext) {
         begin(context: context)
         context.fireChannelActive()
     }
@@ -114,7 +128,7 @@ final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.flush()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
         lastActivity = .now()
         if closing { return }
@@ -130,12 +144,12 @@ final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHandler {
         drive(context: context)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    public func channelReadComplete(context: ChannelHandlerContext) {
         context.flush()
         context.fireChannelReadComplete()
     }
 
-    func read(context: ChannelHandlerContext) {
+    public func read(context: ChannelHandlerContext) {
         if waiting, (buffer?.readableBytes ?? 0) > maximumBuffered {
             readHeld = true
             return
@@ -143,7 +157,7 @@ final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.read()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The client is done sending; finish what it asked for, then close.
             enqueue([.close])
@@ -158,19 +172,19 @@ final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         closing = true
         timer?.cancel()
         session.closed()
         context.fireChannelInactive()
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         self.context = nil
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error", metadata: ["error": "\(error)"])
         closing = true
         context.close(promise: nil)
@@ -202,10 +216,29 @@ final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHandler {
             pending.removeAll(keepingCapacity: true)
             pendingIndex = 0
         }
+        while waiting, !closing, let actions = busyLine() {
+            for action in actions { perform(action, context: context) }
+            context.flush()
+        }
         if !waiting, readHeld {
             readHeld = false
             context.read()
         }
+    }
+
+    /// While the session waits: offers the next complete line to `receiveWhileBusy`, and
+    /// consumes it only if the session takes it.
+    private func busyLine() -> [LineAction]? {
+        guard let bytes = buffer, bytes.readableBytes > 0, !discarding,
+              let newline = bytes.readableBytesView.firstIndex(of: 0x0A) else { return nil }
+        var line = bytes.getSlice(at: bytes.readerIndex, length: newline - bytes.readerIndex)!
+        if line.readableBytes > 0, line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == 0x0D {
+            line.moveWriterIndex(to: line.writerIndex - 1)
+        }
+        guard line.readableBytes <= session.maximumLineLength, let actions = session.receiveWhileBusy(line: line) else { return nil }
+        buffer!.moveReaderIndex(to: newline + 1)
+        scanned = 0
+        return actions
     }
 
     /// The session's actions for the next complete line in the buffer, or nil when none is.
@@ -331,7 +364,7 @@ final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHandler {
 }
 
 extension Result {
-    var isFailure: Bool {
+    public var isFailure: Bool {
         if case .failure = self { return true }
         return false
     }
