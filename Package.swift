@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "InetDNS", targets: ["InetDNS"]),
         .library(name: "InetMail", targets: ["InetMail"]),
         .library(name: "InetSNMP", targets: ["InetSNMP"]),
+        .library(name: "InetFTP", targets: ["InetFTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -108,6 +109,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "InetFTP",
+            dependencies: [
+                "InetCore",
+                "InetLine",
+                "InetTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InetFTPTests",
+            dependencies: ["InetFTP", "InetCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "InetSNMP",
             dependencies: [
                 "InetCore",
@@ -170,6 +189,7 @@ let package = Package(
                 "InetDNS",
                 "InetMail",
                 "InetSNMP",
+                "InetFTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -217,6 +237,7 @@ let package = Package(
                 "InetHTTP",
                 "InetMail",
                 "InetSNMP",
+                "InetFTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import InetCore
 import InetDNS
+import InetFTP
 import InetHTTP
 import InetMail
 import InetSNMP
@@ -17,7 +18,7 @@ import Glibc
 
 /// Every service this build of InetKit can run.
 let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [
-    SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor,
+    FTPService.descriptor, SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor,
     HTTPSService.descriptor,
 ]
 
@@ -26,7 +27,7 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the host: every enabled service on its TCP and UDP ports, until SIGTERM or SIGINT.",
         discussion: """
-            With no options it serves echo, discard, daytime, qotd, chargen, time, smtp, dns, http, pop3 and snmp \
+            With no options it serves echo, discard, daytime, qotd, chargen, time, ftp, smtp, dns, http, pop3 and snmp \
             (https once it has a certificate) on 127.0.0.1 and ::1, \
             on their well-known ports when this process may bind them, else on port + 10000. \
             SIGHUP re-reads --config; SIGTERM/SIGINT stop accepting and let connections finish \

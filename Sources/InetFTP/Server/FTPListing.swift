@@ -16,14 +16,14 @@ struct FTPEntry: Equatable {
 
     /// lstat-like facts of a path (links followed for the type, like `ls -l` of a folder's entries
     /// shows the link itself).
-    static func stat(_ path: String, name: String) -> FTPEntry? {
+    static func info(_ path: String, name: String) -> FTPEntry? {
         var info = Glibc.stat()
         guard lstat(path, &info) == 0 else { return nil }
         var isLink = false
         if (info.st_mode & S_IFMT) == S_IFLNK {
             isLink = true
             var target = Glibc.stat()
-            if Glibc.stat(path, &target) == 0 { info = target }
+            if followLink(path, &target) == 0 { info = target }
         }
         return FTPEntry(name: name, isDirectory: (info.st_mode & S_IFMT) == S_IFDIR, isLink: isLink, size: Int(info.st_size),
                         modified: Int(info.st_mtim.tv_sec), mode: UInt32(info.st_mode), links: Int(info.st_nlink))
@@ -40,7 +40,7 @@ struct FTPEntry: Equatable {
             }
             if name == "." || name == ".." { continue }
             if !all, name.hasPrefix(".") { continue }
-            if let info = stat(folder + "/" + name, name: name) { entries.append(info) }
+            if let info = info(folder + "/" + name, name: name) { entries.append(info) }
         }
         return entries.sorted { $0.name < $1.name }
     }
@@ -98,4 +98,9 @@ extension String {
     func zeroPad(_ width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
+}
+
+/// stat(2), which the static `FTPEntry.info` would otherwise shadow.
+private func followLink(_ path: String, _ buffer: inout Glibc.stat) -> Int32 {
+    stat(path, &buffer)
 }

@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import InetCore
+import InetLine
+import InetTLS
+import Logging
+import NIOCore
+import NIOSSL
+
+/// A configured FTP account.
+struct FTPUser: Sendable {
+    var name: String
+    var password: String?
+    /// The real folder shown to the user as `/`.
+    var home: String
+    var writable: Bool
+    var anonymous: Bool
+}
+
+/// The FTP service's options (`services.ftp`).
+struct FTPSettings: Sendable {
+    /// anonymous/ftp, read-only, on the public folder; nil when `anonymous: false`.
+    var anonymousRoot: String?
+    var users: [String: FTPUser] = [:]
+    /// Ports for passive data connections (nil: any free port).
+    var passivePorts: ClosedRange<Int>?
+    /// The address announced in PASV replies (for a host behind NAT); default the control
+    /// connection's local address.
+    var passiveAddress: String?
+    var commandTimeout = 300.0
+    /// Seconds to wait for a data connection, and for progress on one.
+    var dataTimeout = 30.0
+    var maxConnectionsPerAddress = 20
+    var maxLoginFailures = 3
+    var loginDelay = 1.0
+    var maxErrors = 30
+    static let maximumLineLength = 1024
+
+    static let keys: Set<String> = [
+        "root", "anonymous", "users", "passive_ports", "passive_address", "command_timeout", "data_timeout",
+        "max_connections_per_address", "max_login_failures", "login_delay", "max_errors",
+    ]
+
+    init() {}
+
+    init(options: ServiceOptions) throws(ConfigError) {
+        let reader = options.reader
+        if try reader?.bool("anonymous") ?? true {
+            anonymousRoot = try options.path("root", default: "public")
+        }
+        if let reader, let list = reader.value("users") {
+            guard case .list(let items, _) = list else { throw reader.error("users", "expected a list of {name, password, home, write}") }
+            for item in items {
+                let entry = try ConfigReader(item, file: reader.file, path: reader.keyPath("users"))
+                try entry.rejectUnknownKeys(allowed: ["name", "password", "home", "write"])
+                guard let name = try entry.string("name"), let password = try entry.string("password"), let home = try entry.string("home") else {
+                    throw entry.error("name", "each user needs name, password and home")
+                }
+                guard !["anonymous", "ftp"].contains(name.lowercased()) else { throw entry.error("name", "'\(name)' is the anonymous login") }
+                let path = home.hasPrefix("/") || options.configDirectory.isEmpty ? home : options.configDirectory + "/" + home
+                users[name] = FTPUser(name: name, password: password, home: path, writable: try entry.bool("write") ?? false, anonymous: false)
+            }
+        }
+        if let text = try reader?.string("passive_ports") {
+            let parts = text.split(separator: "-").compactMap { Int($0.trimming(" ")) }
+            guard parts.count == 2, parts[0] >= 1024, parts[0] <= parts[1], parts[1] <= 65_535 else {
+                throw options.error("passive_ports", "expected a range such as 30000-30099 (ports 1024 and up)")
+            }
+            passivePorts = parts[0]...parts[1]
+        }
+        if let address = try reader?.string("passive_address") {
+            guard CIDR(address) != nil, !address.contains("/"), !address.contains(":") else {
+                throw options.error("passive_address", "'\(address)' is not an IPv4 address")
+            }
+            passiveAddress = address
+        }
+        if let value = try reader?.seconds("command_timeout", range: 0.01...86_400) { commandTimeout = value }
+        if let value = try reader?.seconds("data_timeout", range: 0.01...86_400) { dataTimeout = value }
+        if let value = try reader?.int("max_connections_per_address", range: 1...1_000_000) { maxConnectionsPerAddress = value }
+        if let value = try reader?.int("max_login_failures", range: 1...1000) { maxLoginFailures = value }
+        if let value = try reader?.seconds("login_delay", range: 0...60) { loginDelay = value }
+        if let value = try reader?.int("max_errors", range: 1...10_000) { maxErrors = value }
+    }
+
+    /// The account for a login name (anonymous for `anonymous` and `ftp`).
+    func account(_ name: String) -> FTPUser? {
+        if ["anonymous", "ftp"].contains(name.lowercased()) {
+            return anonymousRoot.map { FTPUser(name: "anonymous", password: nil, home: $0, writable: false, anonymous: true) }
+        }
+        return users[name]
+    }
+}
+
+/// FTP on port 21 (RFC 959 with RFC 2428, 2389, 3659): anonymous read-only access to the public
+/// folder and configured users in their home folders; passive and active data connections;
+/// explicit FTPS (AUTH TLS) with a certificate.
+public struct FTPService: InetService {
+    public static let descriptor = ServiceDescriptor(
+        name: "ftp", wellKnownPort: 21, transports: [.tcp], optionKeys: FTPSettings.keys.union(ServerTLS.keys),
+        summary: "file transfer (RFC 959): anonymous downloads of the public folder, users with homes"
+    ) { options throws(ConfigError) in
+        try FTPService(options: options)
+    }
+
+    let settings: FTPSettings
+    let tls: NIOSSLContext?
+    let counter = AddressConnectionCounter()
+    let logger = Logger(label: "inetkit.ftp")
+
+    init(options: ServiceOptions) throws(ConfigError) {
+        settings = try FTPSettings(options: options)
+        tls = try ServerTLS.context(options, purpose: "AUTH TLS")
+    }
+
+    init(settings: FTPSettings, tls: NIOSSLContext? = nil) {
+        self.settings = settings
+        self.tls = tls
+    }
+
+    public func prepare() throws {
+        if let root = settings.anonymousRoot {
+            var current = root.hasPrefix("/") ? "" : "."
+            for component in root.split(separator: "/") {
+                current += "/" + component
+                if mkdir(current, 0o755) != 0, errno != EEXIST { throw FTPSetupError(message: "cannot create \(current)") }
+            }
+        }
+    }
+
+    public func configureTCPConnection(_ channel: any Channel) throws {
+        let session = FTPSession(settings: settings, tls: tls, counter: counter, logger: logger)
+        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(session: session, tls: tls, logger: logger))
+    }
+}
+
+struct FTPSetupError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
