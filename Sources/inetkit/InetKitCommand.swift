@@ -15,6 +15,7 @@ struct InetKitCommand: AsyncParsableCommand {
             DNSCommand.self,
             MailCommand.self,
             SNMPCommand.self,
+            FTPCommand.self,
         ]
     )
 }

@@ -1,3 +1,4 @@
+import InetLine
 /// A message as POP3 lists it.
 public struct POP3Listing: Sendable, Equatable {
     public var number: Int

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import InetLine
 import NIOCore
 
 /// A server reply: its code and the text of each line.

@@ -3,7 +3,7 @@ import NIOCore
 import NIOPosix
 
 /// A client's failure, with what the server said when it refused.
-public struct MailClientError: Error, CustomStringConvertible, Sendable {
+public struct LineClientError: Error, CustomStringConvertible, Sendable {
     public var message: String
 
     public init(_ message: String) {
@@ -25,7 +25,7 @@ public final class LineConnection {
     /// Longest line accepted from the server.
     static let maximumLine = 64 * 1024
 
-    init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+    public init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
          timeout: Double, timedOut: NIOLockedValueBox<Bool>, trace: (@Sendable (String) -> Void)?) {
         self.timedOut = timedOut
         self.inbound = inbound.makeAsyncIterator()
@@ -55,7 +55,7 @@ public final class LineConnection {
                     }
                 }
         } catch {
-            throw MailClientError("cannot connect to \(host):\(port): \(error)")
+            throw LineClientError("cannot connect to \(host):\(port): \(error)")
         }
         return try await channel.executeThenClose { inbound, outbound in
             let connection = LineConnection(inbound: inbound, outbound: outbound, timeout: timeout, timedOut: timedOut, trace: trace)
@@ -72,7 +72,7 @@ public final class LineConnection {
     }
 
     /// The next line's bytes, without the line end and without tracing.
-    func readRawLine() async throws -> [UInt8] {
+    public func readRawLine() async throws -> [UInt8] {
         while true {
             if let newline = buffer.readableBytesView.firstIndex(of: 0x0A) {
                 var bytes = buffer.readBytes(length: newline - buffer.readerIndex)!
@@ -80,8 +80,8 @@ public final class LineConnection {
                 if bytes.last == 0x0D { bytes.removeLast() }
                 return bytes
             }
-            guard buffer.readableBytes <= Self.maximumLine else { throw MailClientError("the server sent a line longer than 64 KiB") }
-            guard var more = try await nextChunk() else { throw MailClientError("the server closed the connection") }
+            guard buffer.readableBytes <= Self.maximumLine else { throw LineClientError("the server sent a line longer than 64 KiB") }
+            guard var more = try await nextChunk() else { throw LineClientError("the server closed the connection") }
             buffer.discardReadBytes()
             buffer.writeBuffer(&more)
         }
@@ -89,7 +89,7 @@ public final class LineConnection {
 
     private func nextChunk() async throws -> ByteBuffer? {
         if let chunk = try await inbound.next() { return chunk }
-        if timedOut.withLockedValue({ $0 }) { throw MailClientError("no answer from the server within \(timeout) s") }
+        if timedOut.withLockedValue({ $0 }) { throw LineClientError("no answer from the server within \(timeout) s") }
         return nil
     }
 
