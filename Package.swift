@@ -123,7 +123,12 @@ let package = Package(
         ),
         .testTarget(
             name: "InetFTPTests",
-            dependencies: ["InetFTP", "InetCore", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "InetFTP", "InetCore", "InetLine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -238,6 +243,7 @@ let package = Package(
                 "InetMail",
                 "InetSNMP",
                 "InetFTP",
+                "InetLine",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

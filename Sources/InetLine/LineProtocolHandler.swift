@@ -201,7 +201,11 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
         }
     }
 
+    private var driving = false
+
     private func drive(context: ChannelHandlerContext) {
+        driving = true
+        defer { driving = false }
         while !waiting, !closing {
             if pendingIndex < pending.count {
                 let action = pending[pendingIndex]
@@ -235,9 +239,16 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
         if line.readableBytes > 0, line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == 0x0D {
             line.moveWriterIndex(to: line.writerIndex - 1)
         }
-        guard line.readableBytes <= session.maximumLineLength, let actions = session.receiveWhileBusy(line: line) else { return nil }
+        guard line.readableBytes <= session.maximumLineLength else { return nil }
+        // Consumed before the session sees it: what it does (closing a data connection) may
+        // finish the step at once and re-enter this handler.
+        let readerIndex = bytes.readerIndex
         buffer!.moveReaderIndex(to: newline + 1)
         scanned = 0
+        guard let actions = session.receiveWhileBusy(line: line) else {
+            buffer!.moveReaderIndex(to: readerIndex)
+            return nil
+        }
         return actions
     }
 
@@ -328,6 +339,11 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
 
     private func resume(with actions: [LineAction]) {
         guard let context, !closing else { return }
+        if driving {
+            // Completed from inside `drive` (a step finished synchronously): continue afterwards.
+            context.eventLoop.assumeIsolated().execute { self.resume(with: actions) }
+            return
+        }
         waiting = false
         lastActivity = .now()
         // The actions of the finished step run before whatever was queued behind it.

@@ -1,5 +1,6 @@
 import Foundation
 import InetCore
+import InetLine
 import InetMail
 import InetSimple
 import NIOCore

@@ -115,6 +115,8 @@ enum FTPData {
     /// Sends bytes and closes.
     static func send(_ bytes: ByteBuffer, on channel: any Channel) -> EventLoopFuture<Int> {
         let count = bytes.readableBytes
+        // Reading lets a TLS handshake proceed and notices a client that goes away.
+        channel.setOption(.autoRead, value: true).whenComplete { _ in }
         return channel.writeAndFlush(bytes).flatMap { channel.close() }.map { count }
             .flatMapErrorThrowing { _ in throw FTPTransferError(reply: "426 Connection closed; transfer aborted.") }
     }
@@ -135,6 +137,7 @@ enum FTPData {
             try? handle.close()
             return channel.close().map { 0 }.recover { _ in 0 }
         }
+        channel.setOption(.autoRead, value: true).whenComplete { _ in }
         let region = FileRegion(fileHandle: handle, readerIndex: offset, endIndex: size)
         return channel.writeAndFlush(IOData.fileRegion(region)).flatMap { channel.close() }.always { _ in try? handle.close() }
             .map { size - offset }
@@ -145,6 +148,7 @@ enum FTPData {
     /// written once the previous one reached the socket.
     static func sendChunks(_ path: String, offset: Int, ascii: Bool, on channel: any Channel) -> EventLoopFuture<Int> {
         let loop = channel.eventLoop
+        channel.setOption(.autoRead, value: true).whenComplete { _ in }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return loop.makeFailedFuture(FTPTransferError(reply: "451 Cannot read the file.")) }
         if offset > 0 { lseek(fd, off_t(offset), SEEK_SET) }
@@ -249,7 +253,10 @@ final class UploadHandler: ChannelInboundHandler {
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {}
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // A read that brought no data for us (TLS handshake records): ask for more.
+        if !writing, !ended { context.read() }
+    }
 
     func channelInactive(context: ChannelHandlerContext) {
         ended = true

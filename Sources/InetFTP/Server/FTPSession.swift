@@ -485,6 +485,7 @@ final class FTPSession: LineSession {
         let offset = restart
         restart = 0
         guard account!.writable else { return fail("550 Permission denied.") }
+        guard passive != nil || active != nil else { return fail("425 Use PORT or PASV first.") }
         var name = argument
         if verb == "STOU" {
             name = (argument.isEmpty ? "upload" : argument) + ".\(UInt32.random(in: 0...UInt32.max))"

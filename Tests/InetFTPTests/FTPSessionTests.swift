@@ -1,0 +1,120 @@
+import InetCore
+import InetLine
+import Logging
+import NIOCore
+import NIOEmbedded
+import XCTest
+@testable import InetFTP
+
+/// Command replies of the FTP state machine that need no data connection.
+final class FTPSessionTests: XCTestCase {
+    var root: String!
+    var session: FTPSession!
+
+    override func setUp() {
+        root = "/tmp/inetkit-ftp-session-\(UInt32.random(in: 0...UInt32.max))"
+        mkdir(root, 0o755)
+        mkdir(root + "/pub", 0o755)
+        mkdir(root + "/pub/docs", 0o755)
+        mkdir(root + "/home", 0o755)
+        FileManagerLite.write("hello\n", to: root + "/pub/docs/a.txt")
+        var settings = FTPSettings()
+        settings.anonymousRoot = root + "/pub"
+        settings.users = ["alice": FTPUser(name: "alice", password: "pw", home: root + "/home", writable: true, anonymous: false)]
+        settings.maxLoginFailures = 2
+        session = FTPSession(settings: settings, tls: nil, counter: AddressConnectionCounter(), logger: .init(label: "test"))
+        let peer = try? SocketAddress(ipAddress: "127.0.0.1", port: 40000)
+        let local = try? SocketAddress(ipAddress: "127.0.0.1", port: 21)
+        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: local, isTLS: false))
+    }
+
+    override func tearDown() {
+        _ = try? FileManagerLite.removeTree(root)
+    }
+
+    func send(_ line: String) -> String {
+        var buffer = ByteBuffer()
+        buffer.writeString(line)
+        return session.receive(line: buffer, ending: .crlf).compactMap { action -> String? in
+            if case .reply(let text) = action { return text }
+            if case .wait = action { return "<wait>" }
+            return nil
+        }.joined()
+    }
+
+    func testLoginAndCommandsBeforeIt() {
+        XCTAssertEqual(send("PWD"), "530 Please login with USER and PASS.\r\n")
+        XCTAssertEqual(send("RETR x"), "530 Please login with USER and PASS.\r\n")
+        XCTAssertEqual(send("SYST"), "215 UNIX Type: L8\r\n")
+        XCTAssertTrue(send("FEAT").hasPrefix("211-Features:\r\n EPRT\r\n"))
+        XCTAssertEqual(send("PASS x"), "503 Login with USER first.\r\n")
+        XCTAssertEqual(send("USER alice"), "331 Please specify the password.\r\n")
+        XCTAssertEqual(send("PASS wrong"), "<wait>", "a wrong password is answered after the delay")
+        XCTAssertNil(session.account)
+        XCTAssertEqual(send("USER alice"), "331 Please specify the password.\r\n")
+        XCTAssertEqual(send("PASS pw"), "230 Login successful.\r\n")
+        XCTAssertEqual(send("PWD"), "257 \"/\" is the current directory\r\n")
+        XCTAssertEqual(send("ACCT x"), "502 ACCT not implemented.\r\n")
+    }
+
+    func testNavigationAndInformation() {
+        _ = send("USER anonymous")
+        XCTAssertEqual(send("PASS guest@"), "230 Login successful.\r\n")
+        XCTAssertEqual(send("CWD docs"), "250 Directory successfully changed.\r\n")
+        XCTAssertEqual(send("PWD"), "257 \"/docs\" is the current directory\r\n")
+        XCTAssertEqual(send("SIZE a.txt"), "213 6\r\n")
+        XCTAssertTrue(send("MDTM a.txt").hasPrefix("213 20"))
+        XCTAssertTrue(send("MLST a.txt").contains("type=file;size=6;"))
+        XCTAssertEqual(send("CWD a.txt"), "550 Not a directory.\r\n")
+        XCTAssertEqual(send("CDUP"), "250 Directory successfully changed.\r\n")
+        XCTAssertEqual(send("CWD ../../.."), "250 Directory successfully changed.\r\n")
+        XCTAssertEqual(send("PWD"), "257 \"/\" is the current directory\r\n", "`..` stops at the root")
+        XCTAssertEqual(send("SIZE missing"), "550 No such file or directory.\r\n")
+        XCTAssertEqual(send("TYPE A"), "200 Switching to ASCII mode.\r\n")
+        XCTAssertEqual(send("TYPE E"), "504 TYPE not supported.\r\n")
+        XCTAssertEqual(send("MODE B"), "504 Only stream mode is supported.\r\n")
+        XCTAssertEqual(send("STRU F"), "200 Structure set to F.\r\n")
+        XCTAssertEqual(send("REST 100"), "350 Restart position accepted (100).\r\n")
+        XCTAssertEqual(send("ABOR"), "225 No transfer to abort.\r\n")
+        XCTAssertEqual(send("RETR docs/a.txt"), "425 Use PORT or PASV first.\r\n")
+        XCTAssertEqual(send("OPTS UTF8 ON"), "200 Always in UTF8 mode.\r\n")
+    }
+
+    func testAnonymousCannotWrite() {
+        _ = send("USER ftp")
+        _ = send("PASS x")
+        for command in ["STOR x", "APPE x", "DELE docs/a.txt", "MKD new", "RMD docs", "RNFR docs/a.txt"] {
+            XCTAssertEqual(send(command), "550 Permission denied.\r\n", command)
+        }
+    }
+
+    func testNoBounce() {
+        _ = send("USER ftp")
+        _ = send("PASS x")
+        XCTAssertEqual(send("PORT 192,0,2,7,200,10"), "504 Data connections go only to the client's own address.\r\n")
+        XCTAssertEqual(send("EPRT |1|192.0.2.7|51210|"), "504 Data connections go only to the client's own address.\r\n")
+        XCTAssertEqual(send("PORT 127,0,0,1,0,25"), "504 Ports below 1024 are refused.\r\n")
+        XCTAssertEqual(send("PORT 127,0,0,1,200,10"), "200 PORT command successful. Consider using PASV.\r\n")
+        XCTAssertEqual(send("EPRT |1|127.0.0.1|51210|"), "200 EPRT command successful. Consider using PASV.\r\n")
+        XCTAssertEqual(send("PORT 1,2,3"), "501 Bad PORT argument.\r\n")
+        XCTAssertEqual(send("EPRT |3|x|1|"), "501 Bad EPRT argument.\r\n")
+        XCTAssertEqual(send("EPSV ALL"), "200 EPSV ALL ok.\r\n")
+        XCTAssertEqual(send("PORT 127,0,0,1,200,10"), "503 EPSV ALL is in force.\r\n")
+    }
+
+    func testUserChangesFiles() {
+        _ = send("USER alice")
+        _ = send("PASS pw")
+        XCTAssertEqual(send("MKD sub"), "257 \"/sub\" created\r\n")
+        XCTAssertEqual(send("MKD ../../escape"), "257 \"/escape\" created\r\n", "`..` stops at the root: the folder is made inside it")
+        var info = stat()
+        XCTAssertEqual(lstat(root + "/home/escape", &info), 0)
+        XCTAssertNotEqual(lstat(root + "/escape", &info), 0)
+        XCTAssertEqual(send("RNFR sub"), "350 Ready for RNTO.\r\n")
+        XCTAssertEqual(send("RNTO renamed"), "250 Rename successful.\r\n")
+        XCTAssertEqual(send("RNTO again"), "503 RNFR required first.\r\n")
+        XCTAssertEqual(send("RMD renamed"), "250 Remove directory operation successful.\r\n")
+        XCTAssertEqual(send("DELE nothing"), "550 No such file or directory.\r\n")
+        XCTAssertEqual(send("MKD a\u{0}b"), "500 Bad characters in command.\r\n")
+    }
+}
