@@ -1,4 +1,5 @@
 import InetCore
+import InetFTP
 import InetMail
 import InetSimple
 import InetSNMP
@@ -219,10 +220,10 @@ final class ShippedFilesTests: XCTestCase {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let path = root.appendingPathComponent("contrib/inetkit.yaml").path
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        let catalog = SimpleServices.catalog + [SMTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor]
+        let catalog = SimpleServices.catalog + [FTPService.descriptor, SMTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor]
         let config = try HostConfig.parse(yaml: text, file: path, catalog: catalog)
         let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: true)
-        XCTAssertEqual(plan.services.filter(\.enabled).count, 9)
+        XCTAssertEqual(plan.services.filter(\.enabled).count, 10)
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "chargen" }?.limits.udpRate, 10)
         XCTAssertEqual(config.limits, Limits(), "the example shows the defaults")
     }
