@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Server
+from conftest import BIN, Server, ipv6_available
 
 
 def make_tree(d):
@@ -34,7 +34,8 @@ def make_tree(d):
 
 
 def config(d, extra="", tls=""):
-    return f"""bind: [127.0.0.1]
+    bind = '[127.0.0.1, "::1"]' if ipv6_available() else "[127.0.0.1]"
+    return f"""bind: {bind}
 shutdown_grace: 1
 data_dir: {d}/data
 services:
@@ -57,6 +58,7 @@ def ftp():
     s = Server(config(d, tls=f"    cert: {d}/cert.pem\n    key: {d}/key.pem\n"), args=["--services", "ftp"])
     s.d = d
     s.ftp = s.port("ftp")
+    s.ftp6 = s.port("ftp")  # one port for every address
     yield s
     assert s.stop() == 0
 
@@ -195,6 +197,34 @@ def test_client_that_never_opens_the_passive_connection(ftp):
     assert time.time() - started < 5
     assert f.sendcmd("NOOP").startswith("200")
     f.quit()
+
+
+def test_a_stalled_download_is_cut_after_data_timeout(ftp):
+    f = client(ftp)
+    conn = f.transfercmd("RETR big.bin")
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    started = time.time()
+    f.sock.settimeout(10)
+    resp = f.getline()  # never reading: the server gives up after data_timeout (1 s here)
+    assert resp.startswith("426"), resp
+    assert time.time() - started < 8
+    conn.close()
+    assert f.sendcmd("NOOP").startswith("200")
+    f.quit()
+
+
+def test_ipv6_with_epsv_and_eprt(ftp):
+    if not ipv6_available():
+        pytest.skip("no IPv6 loopback")
+    for passive in [True, False]:
+        f = ftplib.FTP()
+        f.connect("::1", ftp.ftp6, timeout=10)
+        f.login()
+        f.set_pasv(passive)  # ftplib uses EPSV / EPRT over IPv6
+        buf = io.BytesIO()
+        f.retrbinary("RETR docs/a.txt", buf.write)
+        assert buf.getvalue().startswith(b"line one")
+        f.quit()
 
 
 def test_bounce_and_traversal_are_refused(ftp):

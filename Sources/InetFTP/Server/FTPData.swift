@@ -26,7 +26,8 @@ final class PassiveListener {
     }
 
     /// Binds on `host`, on a port of `ports` (any free port when nil).
-    static func open(on loop: any EventLoop, host: String, ports: ClosedRange<Int>?, client: String, tls: NIOSSLContext?) -> EventLoopFuture<PassiveListener> {
+    static func open(on loop: any EventLoop, host: String, ports: ClosedRange<Int>?, client: String, tls: NIOSSLContext?,
+                     stallTimeout: Double) -> EventLoopFuture<PassiveListener> {
         let accepted = loop.makePromise(of: (any Channel).self)
         let delivered = NIOLoopBoundBox(false, eventLoop: loop)
         let bootstrap = ServerBootstrap(group: loop)
@@ -39,6 +40,11 @@ final class PassiveListener {
                 // pasv_promiscuous=NO), and only once.
                 guard child.remoteAddress?.ipAddress == client, !delivered.value else { return child.close() }
                 delivered.value = true
+                do {
+                    try child.pipeline.syncOperations.addHandlers(FTPData.stallGuard(stallTimeout))
+                } catch {
+                    return child.close()
+                }
                 if let tls {
                     do {
                         try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
@@ -98,7 +104,26 @@ final class ActiveNotifier: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
+/// Closes a data connection on which nothing moved for data_timeout (a client that stops
+/// reading a download or sending an upload); the transfer then ends with 426.
+final class StallCloser: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
 enum FTPData {
+    static func stallGuard(_ seconds: Double) -> [any ChannelHandler] {
+        [IdleStateHandler(allTimeout: .nanoseconds(Int64(seconds * 1e9))), StallCloser()]
+    }
+
     /// Connects to the client for PORT/EPRT.
     static func connect(on loop: any EventLoop, to address: SocketAddress, timeout: Double, tls: NIOSSLContext?) -> EventLoopFuture<any Channel> {
         ClientBootstrap(group: loop)
@@ -106,8 +131,10 @@ enum FTPData {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.nanoseconds(Int64(timeout * 1e9)))
             .channelInitializer { channel in
-                guard let tls else { return loop.makeSucceededVoidFuture() }
-                return loop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                loop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(FTPData.stallGuard(timeout))
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                }
             }
             .connect(to: address)
     }

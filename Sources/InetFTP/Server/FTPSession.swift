@@ -331,7 +331,8 @@ final class FTPSession: LineSession {
         passive = nil
         active = nil
         let tls = protectData ? self.tls : nil
-        let opened = PassiveListener.open(on: loop, host: localIP, ports: settings.passivePorts, client: client, tls: tls)
+        let opened = PassiveListener.open(on: loop, host: localIP, ports: settings.passivePorts, client: client, tls: tls,
+                                          stallTimeout: settings.dataTimeout)
         return [.wait(opened.assumeIsolated().map { listener -> [LineAction] in
             self.passive = listener
             if extended { return [.reply("229 Entering Extended Passive Mode (|||\(listener.port)|)\r\n")] }
