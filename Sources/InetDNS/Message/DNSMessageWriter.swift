@@ -6,6 +6,9 @@ public struct DNSMessageWriter {
     private(set) var bytes: [UInt8] = []
     /// Offsets of names already written, by their lowercased labels (suffixes included).
     private var offsets: [DNSName: Int] = [:]
+    /// Names added to `offsets` since the current record began (undone if it does not fit),
+    /// so a record never copies the whole table.
+    private var added: [DNSName] = []
 
     public init() {
         bytes.reserveCapacity(512)
@@ -31,11 +34,12 @@ public struct DNSMessageWriter {
         let sections: [[DNSRecord]] = [message.answers, message.authority, message.additional]
         outer: for (sectionIndex, records) in sections.enumerated() {
             for record in records {
-                let mark = (bytes.count, offsets)
+                let mark = bytes.count
+                added.removeAll(keepingCapacity: true)
                 try self.record(record)
                 if bytes.count + optSize > min(limit, 65_535) {
-                    bytes.removeSubrange(mark.0...)
-                    offsets = mark.1
+                    bytes.removeSubrange(mark...)
+                    for name in added { offsets[name] = nil }
                     // Dropping from the additional section is not truncation (RFC 2181 9).
                     if sectionIndex < 2 { message.truncated = true }
                     break outer
@@ -108,7 +112,10 @@ public struct DNSMessageWriter {
                 u16(0xC000 | UInt16(offset))
                 return
             }
-            if compress, bytes.count < 0x3FFF { offsets[suffix] = bytes.count }
+            if compress, bytes.count < 0x3FFF {
+                offsets[suffix] = bytes.count
+                added.append(suffix)
+            }
             let label = labels.removeFirst()
             bytes.append(UInt8(label.count))
             bytes += label
