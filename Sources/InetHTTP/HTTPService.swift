@@ -28,13 +28,14 @@ public struct HTTPService: InetConnectionTaskService {
         self.site = Site(settings: settings, host: host, logger: Logger(label: "inetkit.http"))
     }
 
-    /// Creates the default site folder with a small index page on first start.
+    /// Creates the site folder with a small index page on first start (also when another
+    /// service, such as FTP sharing the public folder, created it empty just before).
     public func prepare() throws {
         let files = FileManager.default
         var isDirectory: ObjCBool = false
         if files.fileExists(atPath: settings.root, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else { throw PrepareError(message: "http root \(settings.root) is not a folder") }
-            return
+            guard (try? files.contentsOfDirectory(atPath: settings.root))?.isEmpty == true else { return }
         }
         try files.createDirectory(atPath: settings.root, withIntermediateDirectories: true)
         let index = """

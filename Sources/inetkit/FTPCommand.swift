@@ -200,13 +200,7 @@ struct FTPRemoveCommand: AsyncParsableCommand {
     @OptionGroup var options: FTPOptions
 
     func run() async throws {
-        let options = self.options
-        let targets = try urls.map { try options.url($0) }
-        try await options.each(targets, label: { $0.path }) { url in
-            try await FTPClientSession.session(url, active: options.active, timeout: options.timeout, trace: options.tracer) { session in
-                _ = try await session.command("DELE \(url.path)", expect: 2)
-            }
-        }
+        try await options.runEach("DELE", urls)
     }
 }
 
@@ -216,11 +210,18 @@ struct FTPMakeDirectoryCommand: AsyncParsableCommand {
     @OptionGroup var options: FTPOptions
 
     func run() async throws {
-        let options = self.options
+        try await options.runEach("MKD", urls)
+    }
+}
+
+extension FTPOptions {
+    /// One command (DELE, MKD) on the path of each URL.
+    func runEach(_ verb: String, _ urls: [String]) async throws {
+        let options = self
         let targets = try urls.map { try options.url($0) }
         try await options.each(targets, label: { $0.path }) { url in
             try await FTPClientSession.session(url, active: options.active, timeout: options.timeout, trace: options.tracer) { session in
-                _ = try await session.command("MKD \(url.path)", expect: 2)
+                _ = try await session.command("\(verb) \(url.path)", expect: 2)
             }
         }
     }

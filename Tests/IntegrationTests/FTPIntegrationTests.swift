@@ -20,12 +20,7 @@ final class FTPIntegrationTests: XCTestCase {
             services:
               ftp: { users: [{ name: carol, password: pw, home: \(root)/carol, write: true }] }
             """
-        let config = try HostConfig.parse(yaml: yaml, file: "test.yaml", catalog: catalog)
-        var plan = try HostPlan.make(config: config, overrides: HostOverrides(bind: ["127.0.0.1"], onlyServices: ["ftp"]),
-                                     catalog: catalog, canBindPrivilegedPorts: false)
-        for index in plan.services.indices { plan.services[index].port = 0 }
-        let host = InetHost(plan: plan, group: MultiThreadedEventLoopGroup.singleton, logger: HostHarness.quietLogger)
-        try await host.start()
+        let host = try await HostHarness.start(catalog: catalog, yaml: yaml, only: ["ftp"])
         let port = host.port(of: "ftp", transport: .tcp)!
 
         let anonymous = try XCTUnwrap(FTPURL("ftp://127.0.0.1:\(port)/readme.txt", defaultPort: 21))

@@ -11,13 +11,7 @@ import XCTest
 final class HTTPIntegrationTests: XCTestCase {
     private func startHost(root: String) async throws -> InetHost {
         let catalog = SimpleServices.catalog + [HTTPService.descriptor]
-        let config = try HostConfig.parse(yaml: "services:\n  http: { root: \(root) }\n", file: "test.yaml", catalog: catalog)
-        var plan = try HostPlan.make(config: config, overrides: HostOverrides(bind: ["127.0.0.1"], onlyServices: ["http", "echo"]),
-                                     catalog: catalog, canBindPrivilegedPorts: false)
-        for index in plan.services.indices { plan.services[index].port = 0 }
-        let host = InetHost(plan: plan, group: MultiThreadedEventLoopGroup.singleton, logger: HostHarness.quietLogger)
-        try await host.start()
-        return host
+        return try await HostHarness.start(catalog: catalog, yaml: "services:\n  http: { root: \(root) }\n", only: ["http", "echo"])
     }
 
     func testSiteStatusPagesAndClientOverLoopback() async throws {

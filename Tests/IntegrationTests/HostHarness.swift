@@ -40,6 +40,22 @@ enum HostHarness {
         return host
     }
 
+    /// A plan from `yaml` over `catalog`, only `only` enabled, every port 0, loopback IPv4.
+    static func plan(catalog: [ServiceDescriptor], yaml: String, only: [String]) throws -> HostPlan {
+        let config = try HostConfig.parse(yaml: yaml, file: "test.yaml", catalog: catalog)
+        var plan = try HostPlan.make(config: config, overrides: HostOverrides(bind: ["127.0.0.1"], onlyServices: only),
+                                     catalog: catalog, canBindPrivilegedPorts: false)
+        for index in plan.services.indices { plan.services[index].port = 0 }
+        return plan
+    }
+
+    /// Starts the host of `plan(catalog:yaml:only:)`.
+    static func start(catalog: [ServiceDescriptor], yaml: String, only: [String]) async throws -> InetHost {
+        let host = InetHost(plan: try plan(catalog: catalog, yaml: yaml, only: only), group: group, logger: quietLogger)
+        try await host.start()
+        return host
+    }
+
     static var quietLogger: Logger {
         var logger = Logger(label: "inetkit-test")
         // INETKIT_TEST_LOG=1 shows the host's connection log, for diagnosing a failing test.

@@ -22,13 +22,7 @@ final class MailIntegrationTests: XCTestCase {
                 users: [{ name: carol@inetkit.test, password: s3cret }, { name: dave@inetkit.test, password: pw }]
             \(extra)
             """
-        let config = try HostConfig.parse(yaml: yaml, file: "test.yaml", catalog: catalog)
-        var plan = try HostPlan.make(config: config, overrides: HostOverrides(bind: ["127.0.0.1"], onlyServices: ["smtp", "pop3"]),
-                                     catalog: catalog, canBindPrivilegedPorts: false)
-        for index in plan.services.indices { plan.services[index].port = 0 }
-        let host = InetHost(plan: plan, group: MultiThreadedEventLoopGroup.singleton, logger: HostHarness.quietLogger)
-        try await host.start()
-        return host
+        return try await HostHarness.start(catalog: catalog, yaml: yaml, only: ["smtp", "pop3"])
     }
 
     override func tearDown() {

@@ -17,11 +17,8 @@ final class SNMPIntegrationTests: XCTestCase {
             services:
               snmp: { communities: [{ name: public, access: read }, { name: secret, access: write }] }
             """
-        let config = try HostConfig.parse(yaml: yaml, file: "test.yaml", catalog: catalog)
-        var plan = try HostPlan.make(config: config, overrides: HostOverrides(bind: ["127.0.0.1"], onlyServices: ["snmp", "echo"]),
-                                     catalog: catalog, canBindPrivilegedPorts: false)
+        let plan = try HostHarness.plan(catalog: catalog, yaml: yaml, only: ["snmp", "echo"])
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "snmp" }?.limits.udpRate, 2000, "SNMP's own default rate")
-        for index in plan.services.indices { plan.services[index].port = 0 }
         let host = InetHost(plan: plan, group: MultiThreadedEventLoopGroup.singleton, logger: HostHarness.quietLogger)
         try await host.start()
         let port = host.port(of: "snmp", transport: .udp)!

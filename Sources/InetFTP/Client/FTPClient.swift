@@ -147,14 +147,7 @@ public final class FTPClientSession {
 
     /// Runs `command` with a data connection and hands its bytes to `sink` (downloads, listings).
     public func download(_ command: String, sink: (ByteBuffer) throws -> Void) async throws {
-        let data = try await openData()
-        try await connection.send(command)
-        let opening = try await reply()
-        guard opening.code / 100 == 1 else {
-            await data.cancel()
-            throw LineClientError("\(command.split(separator: " ").first ?? "") refused: \(opening)")
-        }
-        let channel = try await data.channel()
+        let channel = try await begin(command)
         try await channel.executeThenClose { inbound, _ in
             for try await chunk in inbound { try sink(chunk) }
         }
@@ -163,6 +156,16 @@ public final class FTPClientSession {
 
     /// Runs `command` (STOR/APPE) with a data connection and sends `source`'s chunks.
     public func upload(_ command: String, source: () throws -> ByteBuffer?) async throws {
+        let channel = try await begin(command)
+        try await channel.executeThenClose { _, outbound in
+            while let chunk = try source() { try await outbound.write(chunk) }
+            outbound.finish()
+        }
+        try expect(2, try await reply(), "transfer")
+    }
+
+    /// Prepares a data connection, sends the transfer command and waits for its 1xx reply.
+    private func begin(_ command: String) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
         let data = try await openData()
         try await connection.send(command)
         let opening = try await reply()
@@ -170,12 +173,7 @@ public final class FTPClientSession {
             await data.cancel()
             throw LineClientError("\(command.split(separator: " ").first ?? "") refused: \(opening)")
         }
-        let channel = try await data.channel()
-        try await channel.executeThenClose { _, outbound in
-            while let chunk = try source() { try await outbound.write(chunk) }
-            outbound.finish()
-        }
-        try expect(2, try await reply(), "transfer")
+        return try await data.channel()
     }
 
     /// A data connection being set up: passive (already connected) or active (accepted later).

@@ -121,13 +121,7 @@ public struct FTPService: InetService {
     }
 
     public func prepare() throws {
-        if let root = settings.anonymousRoot {
-            var current = root.hasPrefix("/") ? "" : "."
-            for component in root.split(separator: "/") {
-                current += "/" + component
-                if mkdir(current, 0o755) != 0, errno != EEXIST { throw FTPSetupError(message: "cannot create \(current)") }
-            }
-        }
+        if let root = settings.anonymousRoot { try createDirectories(root) }
     }
 
     public func configureTCPConnection(_ channel: any Channel) throws {
@@ -136,7 +130,3 @@ public struct FTPService: InetService {
     }
 }
 
-struct FTPSetupError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
-}

@@ -120,12 +120,8 @@ public struct SMTPService: InetService {
 
 extension Maildir {
     /// Creates the store's root folder if missing (at service start, so a bad `mail_dir` stops it).
-    func ensureRoot() throws(MaildirError) {
-        var current = root.hasPrefix("/") ? "" : "."
-        for component in root.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, 0o700) != 0, errno != EEXIST { throw MaildirError("mkdir", current) }
-        }
+    func ensureRoot() throws {
+        try createDirectories(root, mode: 0o700)
         guard access(root, W_OK) == 0 else { throw MaildirError("write to", root) }
     }
 }

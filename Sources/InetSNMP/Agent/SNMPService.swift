@@ -70,12 +70,7 @@ public struct SNMPService: InetService {
 
     public func prepare() throws {
         if let file = agent.system.file, let slash = file.lastIndex(of: "/") {
-            let folder = String(file[..<slash])
-            var current = folder.hasPrefix("/") ? "" : "."
-            for component in folder.split(separator: "/") {
-                current += "/" + component
-                if mkdir(current, 0o755) != 0, errno != EEXIST { throw SNMPSetupError(message: "cannot create \(current)") }
-            }
+            try createDirectories(String(file[..<slash]))
         }
         traps.start()
     }
@@ -89,11 +84,6 @@ public struct SNMPService: InetService {
         guard let answer = agent.respond(to: Array(payload.readableBytesView), from: nil) else { return nil }
         return allocator.buffer(bytes: answer)
     }
-}
-
-struct SNMPSetupError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
 }
 
 /// Where notifications go: `HOST[:PORT]` or `COMMUNITY@HOST[:PORT]` (community `public`, port 162).
