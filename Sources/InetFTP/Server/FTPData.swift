@@ -35,6 +35,7 @@ final class PassiveListener {
             .serverChannelOption(.backlog, value: 4)
             .childChannelOption(.autoRead, value: false)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_sndbuf), value: FTPData.sendBuffer)
             .childChannelInitializer { child in
                 // Only the control connection's client may connect (RFC 2577 5, like vsftpd's
                 // pasv_promiscuous=NO), and only once.
@@ -120,6 +121,8 @@ final class StallCloser: ChannelInboundHandler {
 }
 
 enum FTPData {
+    /// A large send buffer: sendfile moves more per wake-up on a fast link.
+    static let sendBuffer = 4 << 20
     static func stallGuard(_ seconds: Double) -> [any ChannelHandler] {
         [IdleStateHandler(allTimeout: .nanoseconds(Int64(seconds * 1e9))), StallCloser()]
     }
@@ -129,6 +132,7 @@ enum FTPData {
         ClientBootstrap(group: loop)
             .channelOption(.autoRead, value: false)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_sndbuf), value: FTPData.sendBuffer)
             .connectTimeout(.nanoseconds(Int64(timeout * 1e9)))
             .channelInitializer { channel in
                 loop.makeCompletedFuture {
