@@ -5,6 +5,7 @@ import Darwin
 #endif
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// A failed file operation in the mail store, with the path and the system's reason.
@@ -25,6 +26,14 @@ public struct MaildirError: Error, CustomStringConvertible, Sendable {
 /// The mail store: one Maildir (tmp/, new/, cur/) per mailbox under `<root>/<domain>/<local-part>/`.
 /// Every call blocks on the file system: run it on a thread pool, never on an event loop.
 public final class Maildir: Sendable {
+    /// Threads for mail file I/O. Durable delivery waits on fsync, which the disk serves
+    /// better with many requests in flight than with one per core.
+    public static let ioThreads: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 16)
+        pool.start()
+        return pool
+    }()
+
     public let root: String
     private let hostPart: String
     private let sequence = Atomic<Int>(0)

@@ -187,7 +187,7 @@ final class POP3Session: LineSession {
         }
         lockedFolder = folder
         let store = self.store
-        let scan = NIOThreadPool.singleton.runIfActive(eventLoop: loop) { try store.messages(in: folder) }
+        let scan = Maildir.ioThreads.runIfActive(eventLoop: loop) { try store.messages(in: folder) }
         return [.wait(scan.assumeIsolated().map { found -> [LineAction] in
             self.messages = found
             self.phase = .transaction
@@ -202,7 +202,7 @@ final class POP3Session: LineSession {
     private func retrieve(_ message: MaildirMessage, bodyLines: Int?) -> [LineAction] {
         guard let loop = eventLoop else { return [] }
         let path = message.path
-        let opened = NIOThreadPool.singleton.runIfActive(eventLoop: loop) { try MaildirReader(path: path) }
+        let opened = Maildir.ioThreads.runIfActive(eventLoop: loop) { try MaildirReader(path: path) }
         return [.wait(opened.assumeIsolated().map { reader -> [LineAction] in
             let header = bodyLines == nil ? "+OK \(message.virtualSize) octets\r\n" : "+OK top of message follows\r\n"
             return [.reply(header)] + self.stream(reader, encoder: POP3MessageEncoder(bodyLines: bodyLines))
@@ -215,7 +215,7 @@ final class POP3Session: LineSession {
     /// one only after this one reached the socket.
     private func stream(_ reader: MaildirReader, encoder: POP3MessageEncoder) -> [LineAction] {
         guard let loop = eventLoop else { return [] }
-        let chunk = NIOThreadPool.singleton.runIfActive(eventLoop: loop) { try reader.next(ByteBufferAllocator()) }
+        let chunk = Maildir.ioThreads.runIfActive(eventLoop: loop) { try reader.next(ByteBufferAllocator()) }
         return [.wait(chunk.assumeIsolated().map { bytes -> [LineAction] in
             var encoder = encoder
             var out = ByteBuffer()
@@ -238,7 +238,7 @@ final class POP3Session: LineSession {
         let doomed = deleted.sorted().map { messages[$0 - 1] }
         let left = messages.count - doomed.count
         let store = self.store
-        let removal = NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () -> Bool in
+        let removal = Maildir.ioThreads.runIfActive(eventLoop: loop) { () -> Bool in
             var allRemoved = true
             for message in doomed {
                 do { try store.remove(message) } catch { allRemoved = false }

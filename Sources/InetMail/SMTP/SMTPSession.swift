@@ -327,7 +327,7 @@ final class SMTPSession: LineSession {
         let existing = delivery
         let store = self.store
         let folder = store.folder(for: recipients[0])
-        let future = NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> MaildirDelivery in
+        let future = Maildir.ioThreads.runIfActive(eventLoop: loop) { () throws -> MaildirDelivery in
             let target = try existing ?? store.beginDelivery(into: folder)
             try target.write(bytes)
             return target
@@ -373,7 +373,7 @@ final class SMTPSession: LineSession {
         let from = sender.map(\.description) ?? (senderText.isEmpty ? "<>" : senderText)
         let to = recipients.map(\.description).joined(separator: ",")
         resetTransaction()
-        let future = NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> String in
+        let future = Maildir.ioThreads.runIfActive(eventLoop: loop) { () throws -> String in
             let target = try existing ?? store.beginDelivery(into: folders[0])
             do {
                 try target.write(bytes)
@@ -402,7 +402,7 @@ final class SMTPSession: LineSession {
         problem = nil
         if let delivery, let loop = eventLoop {
             self.delivery = nil
-            _ = NIOThreadPool.singleton.runIfActive(eventLoop: loop) { delivery.discard() }
+            _ = Maildir.ioThreads.runIfActive(eventLoop: loop) { delivery.discard() }
         }
         delivery = nil
     }
