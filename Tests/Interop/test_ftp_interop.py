@@ -27,6 +27,10 @@ def make_tree(d):
         f.write("deep\n")
     with open(f"{d}/pub/big.bin", "wb") as f:
         f.write(os.urandom(8 << 20))
+    # Larger than any socket buffers, without taking disk space: transfers of it cannot finish
+    # before the tests that interrupt them act.
+    with open(f"{d}/pub/huge.bin", "wb") as f:
+        f.truncate(1 << 30)
     with open(f"{d}/outside/secret.txt", "w") as f:
         f.write("secret\n")
     os.symlink(f"{d}/outside", f"{d}/pub/escape")
@@ -79,7 +83,7 @@ def md5(data):
 def test_ftplib_downloads_binary_and_ascii(ftp, passive):
     f = client(ftp, passive=passive)
     assert f.pwd() == "/"
-    assert sorted(f.nlst()) == ["big.bin", "docs", "escape", "secret-link"]
+    assert sorted(f.nlst()) == ["big.bin", "docs", "escape", "huge.bin", "secret-link"]
     buf = io.BytesIO()
     f.retrbinary("RETR big.bin", buf.write)
     assert md5(buf.getvalue()) == md5(open(f"{ftp.d}/pub/big.bin", "rb").read())
@@ -165,7 +169,7 @@ def test_aborted_upload_leaves_no_file_under_the_real_name(ftp):
 
 def test_abor_during_download(ftp):
     f = client(ftp)
-    conn = f.transfercmd("RETR big.bin")
+    conn = f.transfercmd("RETR huge.bin")
     conn.recv(65536)
     f.sock.sendall(b"ABOR\r\n")
     first = f.getline()
@@ -178,7 +182,7 @@ def test_abor_during_download(ftp):
 
 def test_client_closing_the_data_connection_early(ftp):
     f = client(ftp)
-    conn = f.transfercmd("RETR big.bin")
+    conn = f.transfercmd("RETR huge.bin")
     conn.recv(1000)
     conn.close()
     resp = f.getline()
@@ -201,7 +205,7 @@ def test_client_that_never_opens_the_passive_connection(ftp):
 
 def test_a_stalled_download_is_cut_after_data_timeout(ftp):
     f = client(ftp)
-    conn = f.transfercmd("RETR big.bin")
+    conn = f.transfercmd("RETR huge.bin")
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     started = time.time()
     f.sock.settimeout(10)
