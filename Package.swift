@@ -195,6 +195,7 @@ let package = Package(
                 "InetMail",
                 "InetSNMP",
                 "InetFTP",
+                "InetLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

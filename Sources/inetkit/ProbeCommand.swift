@@ -1,12 +1,20 @@
 import ArgumentParser
 import InetCore
+import InetDNS
+import InetLine
+import InetSNMP
 import InetSimple
+import NIOCore
 import NIOPosix
 
 struct ProbeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "probe",
-        abstract: "Try every simple service on each host, TCP and UDP, at once, and print what answers.")
+        abstract: "Try every service on each host at once, and print what answers.",
+        discussion: """
+            The simple services on TCP and UDP; FTP, SMTP and POP3 by their greeting; HTTP by a HEAD request; \
+            DNS by an SOA query for inetkit.test; SNMP by a GET of sysUpTime.0 with the community public.
+            """)
 
     @Option(name: .long, help: "Seconds to wait for each answer.")
     var timeout = 2.0
@@ -48,19 +56,99 @@ struct ProbeCommand: AsyncParsableCommand {
             return collected.map { $0! }
         }
         var rows = [["HOST", "SERVICE", "TRANSPORT", "PORT", "STATE", "LATENCY", "DETAIL"]]
+        var answered = Set<String>()
         for (job, result) in zip(jobs, results) {
             rows.append([
                 job.host, job.kind.rawValue, job.transport.rawValue, "\(job.target.port)",
                 result.ok ? "up" : "down", result.ok ? ClientReport.milliseconds(result.roundTrip) : "-",
                 result.detail,
             ])
+            if result.ok { answered.insert(job.host) }
+        }
+        for probe in await protocolProbes() {
+            rows.append([probe.host, probe.service, probe.transport.rawValue, "\(probe.port)", probe.ok ? "up" : "down",
+                         probe.ok ? ClientReport.milliseconds(probe.seconds) : "-", probe.detail])
+            if probe.ok { answered.insert(probe.host) }
         }
         print(TextTable.render(rows), terminator: "")
-        var hostsDown: [String] = []
-        for host in hosts where !zip(jobs, results).contains(where: { $0.0.host == host && $0.1.ok }) { hostsDown.append(host) }
+        let hostsDown = hosts.filter { !answered.contains($0) }
         if !hostsDown.isEmpty {
             print("no service answered on: \(hostsDown.joined(separator: ", "))")
             throw ExitCode(1)
+        }
+    }
+
+    struct ProtocolProbe: Sendable {
+        var host: String
+        var service: String
+        var transport: Transport
+        var port: Int
+        var ok = false
+        var seconds = 0.0
+        var detail = ""
+    }
+
+    /// The protocol services, each asked the smallest thing that proves it answers.
+    func protocolProbes() async -> [ProtocolProbe] {
+        let services: [(String, Int, Transport)] = [
+            ("ftp", 21, .tcp), ("smtp", 25, .tcp), ("dns", 53, .udp), ("http", 80, .tcp), ("pop3", 110, .tcp), ("snmp", 161, .udp),
+        ]
+        var probes: [ProtocolProbe] = []
+        for host in hosts {
+            for (name, wellKnown, transport) in services {
+                var port = PortPlan.defaultPort(wellKnown: wellKnown, explicitOffset: portOffset)
+                if let portsFile, let ports = try? PortsFile.read(portsFile) {
+                    guard let listed = ports[name]?[transport.rawValue] else { continue }
+                    port = listed
+                }
+                let target = (try? Target.parse(host, defaultPort: port)).map { $0.host } ?? host
+                probes.append(ProtocolProbe(host: target, service: name, transport: transport, port: port))
+            }
+        }
+        let timeout = self.timeout
+        return await withTaskGroup(of: (Int, ProtocolProbe).self) { group in
+            for (index, probe) in probes.enumerated() {
+                group.addTask {
+                    var result = probe
+                    let started = NIODeadline.now()
+                    do {
+                        result.detail = try await Self.ask(probe, timeout: timeout)
+                        result.ok = true
+                    } catch {
+                        result.detail = "\(error)".contains("refused") ? "refused" : "\(error)"
+                    }
+                    result.seconds = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+                    return (index, result)
+                }
+            }
+            var collected = probes
+            for await (index, result) in group { collected[index] = result }
+            return collected
+        }
+    }
+
+    static func ask(_ probe: ProtocolProbe, timeout: Double) async throws -> String {
+        switch probe.service {
+        case "dns":
+            var options = DNSClient.Options()
+            options.timeout = timeout
+            let reply = try await DNSClient(group: MultiThreadedEventLoopGroup.singleton)
+                .query(try DNSName("inetkit.test."), .soa, host: probe.host, port: probe.port, options: options)
+            return "rcode \(reply.message.rcode), \(reply.message.answers.count) answer(s)"
+        case "snmp":
+            let client = SNMPClient(host: probe.host, port: probe.port, timeout: timeout, retries: 0)
+            let binds = try await client.session { try await $0.get([MIBOID.sysUpTime.appending(0)]) }
+            return binds.first.map { "sysUpTime \($0.value.plain)" } ?? "answered"
+        default:
+            return try await LineConnection.withConnection(host: probe.host, port: probe.port, timeout: timeout) { connection in
+                if probe.service == "http" {
+                    try await connection.send("HEAD / HTTP/1.0\r\n")
+                }
+                let line = try await connection.readLine()
+                let expected = ["ftp": "220", "smtp": "220", "pop3": "+OK", "http": "HTTP/"][probe.service] ?? ""
+                guard line.hasPrefix(expected) else { throw LineClientError("wrong greeting: \(line.prefix(60))") }
+                return String(line.prefix(60))
+            }
         }
     }
 }

@@ -235,8 +235,13 @@ def test_probe_lists_every_service_and_transport(server):
     out = subprocess.run([BIN, "probe", "--ports-file", server.ports_path, "127.0.0.1"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [line.split() for line in out.stdout.splitlines()[1:]]
-    assert len(rows) == 12
+    # The six simple services on TCP and UDP, then each protocol service by its own question.
+    assert len(rows) == 12 + 6, out.stdout
     assert all(row[4] == "up" for row in rows), out.stdout
+    details = {row[1]: " ".join(row[7:]) for row in rows[12:]}
+    assert details["ftp"].startswith("220") and details["smtp"].startswith("220") and details["pop3"].startswith("+OK")
+    assert details["http"].startswith("HTTP/1.1 200") and details["dns"].startswith("rcode 0")
+    assert details["snmp"].startswith("sysUpTime")
 
 
 def rss_kib(pid):
