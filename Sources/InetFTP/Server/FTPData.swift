@@ -253,17 +253,29 @@ final class UploadHandler: ChannelInboundHandler {
         context.fireChannelActive()
     }
 
+    /// Data read while a write is in flight: one read() can deliver several chunks, and writes
+    /// to the file must stay in order, so they go one at a time.
+    private var queued: ByteBuffer?
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         if ascii { bytes = convert(bytes) }
         total += bytes.readableBytes
+        if writing {
+            if queued == nil { queued = bytes } else { queued!.writeBuffer(&bytes) }
+            return
+        }
+        write(bytes, context: context)
+    }
+
+    private func write(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
         writing = true
         let fd = self.fd
         NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) { () throws -> Bool in
             try bytes.withUnsafeReadableBytes { raw in
                 var offset = 0
                 while offset < raw.count {
-                    let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
                     if written < 0 {
                         if errno == EINTR { continue }
                         throw FTPTransferError(reply: "452 Cannot write the file (\(String(cString: strerror(errno)))).")
@@ -276,7 +288,14 @@ final class UploadHandler: ChannelInboundHandler {
             self.writing = false
             switch result {
             case .success:
-                if self.ended { self.finish() } else { context.read() }
+                if let next = self.queued {
+                    self.queued = nil
+                    self.write(next, context: context)
+                } else if self.ended {
+                    self.finish()
+                } else {
+                    context.read()
+                }
             case .failure(let error):
                 self.fail(error)
                 context.close(promise: nil)
@@ -291,7 +310,7 @@ final class UploadHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         ended = true
-        if !writing { finish() }
+        if !writing, queued == nil { finish() }
         context.fireChannelInactive()
     }
 
@@ -306,7 +325,7 @@ final class UploadHandler: ChannelInboundHandler {
         finished = true
         if pendingCR {
             var cr: UInt8 = 0x0D
-            _ = write(fd, &cr, 1)
+            _ = Glibc.write(fd, &cr, 1)
         }
         promise.succeed(total)
     }
