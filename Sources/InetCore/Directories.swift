@@ -20,3 +20,11 @@ public func createDirectories(_ path: String, mode: mode_t = 0o755) throws(Direc
         if mkdir(current, mode) != 0, errno != EEXIST { throw DirectoryError(path: current, code: errno) }
     }
 }
+
+/// This machine's host name (gethostname), or `localhost` when it has none.
+public func systemHostName() -> String {
+    var name = [CChar](repeating: 0, count: 256)
+    gethostname(&name, name.count - 1)
+    let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return host.isEmpty ? "localhost" : host
+}

@@ -22,11 +22,14 @@ public final class LineConnection {
     private let timeout: Double
     private let timedOut: NIOLockedValueBox<Bool>
     private let trace: (@Sendable (String) -> Void)?
+    /// This end's address (FTP's active mode listens on it).
+    public let localAddress: SocketAddress?
     /// Longest line accepted from the server.
     static let maximumLine = 64 * 1024
 
     public init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-         timeout: Double, timedOut: NIOLockedValueBox<Bool>, trace: (@Sendable (String) -> Void)?) {
+         timeout: Double, timedOut: NIOLockedValueBox<Bool>, trace: (@Sendable (String) -> Void)?, localAddress: SocketAddress? = nil) {
+        self.localAddress = localAddress
         self.timedOut = timedOut
         self.inbound = inbound.makeAsyncIterator()
         self.outbound = outbound
@@ -58,7 +61,8 @@ public final class LineConnection {
             throw LineClientError("cannot connect to \(host):\(port): \(error)")
         }
         return try await channel.executeThenClose { inbound, outbound in
-            let connection = LineConnection(inbound: inbound, outbound: outbound, timeout: timeout, timedOut: timedOut, trace: trace)
+            let connection = LineConnection(inbound: inbound, outbound: outbound, timeout: timeout, timedOut: timedOut, trace: trace,
+                                            localAddress: channel.channel.localAddress)
             return try await body(connection)
         }
     }

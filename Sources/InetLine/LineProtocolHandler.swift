@@ -58,13 +58,11 @@ public struct LineSessionContext {
     public var eventLoop: any EventLoop
     public var peer: SocketAddress?
     public var local: SocketAddress?
-    public var isTLS: Bool
 
-    public init(eventLoop: any EventLoop, peer: SocketAddress?, local: SocketAddress?, isTLS: Bool) {
+    public init(eventLoop: any EventLoop, peer: SocketAddress?, local: SocketAddress?) {
         self.eventLoop = eventLoop
         self.peer = peer
         self.local = local
-        self.isTLS = isTLS
     }
 }
 
@@ -121,7 +119,7 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
         guard !begun else { return }
         begun = true
         let sessionContext = LineSessionContext(
-            eventLoop: context.eventLoop, peer: context.channel.remoteAddress, local: context.channel.localAddress, isTLS: false)
+            eventLoop: context.eventLoop, peer: context.channel.remoteAddress, local: context.channel.localAddress)
         enqueue(session.start(context: sessionContext))
         armTimer(context: context)
         drive(context: context)
@@ -383,5 +381,29 @@ extension Result {
     public var isFailure: Bool {
         if case .failure = self { return true }
         return false
+    }
+}
+
+/// A session's error replies, counted: past `limit` the error reply is followed by `closing`
+/// and the connection ends (SMTP's 421, POP3's -ERR, FTP's 421).
+public struct LineErrorBudget {
+    public let limit: Int
+    public let closing: String
+    public private(set) var count = 0
+
+    public init(limit: Int, closing: String) {
+        self.limit = limit
+        self.closing = closing
+    }
+
+    /// Counts one error; true once the limit is reached.
+    public mutating func spend() -> Bool {
+        count += 1
+        return count >= limit
+    }
+
+    /// The reply `text` (without CRLF), counted; with the closing line and a close at the limit.
+    public mutating func fail(_ text: String) -> [LineAction] {
+        spend() ? [.reply(text + "\r\n"), .reply(closing + "\r\n"), .close] : [.reply(text + "\r\n")]
     }
 }

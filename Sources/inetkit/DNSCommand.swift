@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import InetCore
 import InetDNS
+import InetSimple
 import NIOPosix
 
 struct DNSCommand: AsyncParsableCommand {
@@ -17,20 +18,12 @@ struct DNSServerArgument: Sendable {
     var port: Int
 
     static func parse(_ text: String, defaultPort: Int) throws -> DNSServerArgument {
-        var body = Substring(text.dropFirst())
-        if body.hasPrefix("[") {
-            guard let close = body.firstIndex(of: "]") else { throw ValidationError("bad server '\(text)'") }
-            let host = String(body[body.index(after: body.startIndex)..<close])
-            let rest = body[body.index(after: close)...]
-            guard rest.isEmpty || rest.hasPrefix(":"), rest.isEmpty || Int(rest.dropFirst()) != nil else { throw ValidationError("bad server '\(text)'") }
-            return DNSServerArgument(host: host, port: rest.isEmpty ? defaultPort : Int(rest.dropFirst())!)
+        do {
+            let target = try Target.parse(String(text.dropFirst()), defaultPort: defaultPort)
+            return DNSServerArgument(host: target.host, port: target.port)
+        } catch {
+            throw ValidationError("bad server '\(text)': \(error)")
         }
-        if body.filter({ $0 == ":" }).count == 1, let colon = body.firstIndex(of: ":") {
-            guard let port = Int(body[body.index(after: colon)...]), (1...65_535).contains(port) else { throw ValidationError("bad port in '\(text)'") }
-            body = body[..<colon]
-            return DNSServerArgument(host: String(body), port: port)
-        }
-        return DNSServerArgument(host: String(body), port: defaultPort)
     }
 
     var display: String { host.contains(":") ? "[\(host)]#\(port)" : "\(host)#\(port)" }
@@ -82,24 +75,10 @@ struct DNSQueryCommand: AsyncParsableCommand {
         let client = DNSClient(group: MultiThreadedEventLoopGroup.singleton)
         let asked = servers
         let settings = options
-        let results: [(DNSServerArgument, Result<DNSClient.Reply, any Error>)] = await withTaskGroup(of: (Int, Result<DNSClient.Reply, any Error>).self) { group in
-            var results = [Result<DNSClient.Reply, any Error>?](repeating: nil, count: asked.count)
-            var next = 0
-            while next < min(max(1, concurrency), asked.count) {
-                let index = next
-                group.addTask { await Self.ask(client, name, type, asked[index], settings, index) }
-                next += 1
-            }
-            for await (index, result) in group {
-                results[index] = result
-                if next < asked.count {
-                    let index = next
-                    group.addTask { await Self.ask(client, name, type, asked[index], settings, index) }
-                    next += 1
-                }
-            }
-            return zip(asked, results.map { $0! }).map { ($0, $1) }
+        let answers = await concurrentMap(Array(asked.indices), limit: concurrency) { index in
+            await Self.ask(client, name, type, asked[index], settings, index).1
         }
+        let results: [(DNSServerArgument, Result<DNSClient.Reply, any Error>)] = Array(zip(asked, answers))
         var failed = false
         var distinct: [String: [String]] = [:]
         for (server, result) in results {

@@ -47,25 +47,16 @@ struct FTPOptions: ParsableArguments {
 
     /// Runs `work` for each item, `concurrency` at once; prints failures; exit 1 if any.
     func each<Item: Sendable>(_ items: [Item], label: @escaping @Sendable (Item) -> String, _ work: @escaping @Sendable (Item) async throws -> Void) async throws {
-        let failures = NIOLockedValueBox<Int>(0)
-        await withTaskGroup(of: Void.self) { group in
-            var next = 0
-            func launch() {
-                let item = items[next]
-                next += 1
-                group.addTask {
-                    do {
-                        try await work(item)
-                    } catch {
-                        failures.withLockedValue { $0 += 1 }
-                        FileHandle.standardError.write(Data("inetkit ftp: \(label(item)): \(error)\n".utf8))
-                    }
-                }
+        let succeeded = await concurrentMap(items, limit: concurrency) { item -> Bool in
+            do {
+                try await work(item)
+                return true
+            } catch {
+                FileHandle.standardError.write(Data("inetkit ftp: \(label(item)): \(error)\n".utf8))
+                return false
             }
-            while next < min(concurrency, items.count) { launch() }
-            while await group.next() != nil { if next < items.count { launch() } }
         }
-        if failures.withLockedValue({ $0 }) > 0 { throw ExitCode(1) }
+        if succeeded.contains(false) { throw ExitCode(1) }
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import InetCore
 import InetMail
+import InetSimple
 import NIOConcurrencyHelpers
 
 struct MailCommand: AsyncParsableCommand {
@@ -11,27 +12,17 @@ struct MailCommand: AsyncParsableCommand {
         subcommands: [MailSendCommand.self, MailListCommand.self, MailReadCommand.self, MailDeleteCommand.self])
 }
 
-/// `host`, `host:port`, `[v6]:port`, with the service's default port.
-struct ServerAddress {
-    var host: String
-    var port: Int
-
-    static func parse(_ text: String?, wellKnown: Int, portOffset: Int?) throws -> ServerAddress {
+/// `host`, `host:port`, `[v6]:port` (the simple clients' target syntax), with the service's
+/// default port under the port rule; 127.0.0.1 when not given.
+enum ServerAddress {
+    static func parse(_ text: String?, wellKnown: Int, portOffset: Int?) throws -> Target {
         let defaultPort = PortPlan.defaultPort(wellKnown: wellKnown, explicitOffset: portOffset)
-        guard let text, !text.isEmpty else { return ServerAddress(host: "127.0.0.1", port: defaultPort) }
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { throw ValidationError("bad server '\(text)'") }
-            let host = String(text[text.index(after: text.startIndex)..<close])
-            let rest = text[text.index(after: close)...]
-            if rest.isEmpty { return ServerAddress(host: host, port: defaultPort) }
-            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65_535).contains(port) else { throw ValidationError("bad server '\(text)'") }
-            return ServerAddress(host: host, port: port)
+        guard let text, !text.isEmpty else { return Target(host: "127.0.0.1", port: defaultPort) }
+        do {
+            return try Target.parse(text, defaultPort: defaultPort)
+        } catch {
+            throw ValidationError("\(error)")
         }
-        if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
-            guard let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port) else { throw ValidationError("bad port in '\(text)'") }
-            return ServerAddress(host: String(text[..<colon]), port: port)
-        }
-        return ServerAddress(host: text, port: defaultPort)
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import InetCore
 import InetSNMP
+import InetSimple
 import NIOConcurrencyHelpers
 
 struct SNMPCommand: AsyncParsableCommand {
@@ -49,10 +50,9 @@ struct SNMPOptions: ParsableArguments {
     }
 
     func clients(_ hosts: String) throws -> [SNMPClient] {
-        let defaultPort = PortPlan.defaultPort(wellKnown: 161, explicitOffset: portOffset)
-        return try hosts.split(separator: ",").map { text in
+        try hosts.split(separator: ",").map { text in
             let target = try ServerAddress.parse(String(text), wellKnown: 161, portOffset: portOffset)
-            return SNMPClient(host: target.host, port: target.port == 0 ? defaultPort : target.port, community: community,
+            return SNMPClient(host: target.host, port: target.port, community: community,
                               version: version == "1" ? .v1 : .v2c, timeout: timeout, retries: retries)
         }
     }
@@ -111,33 +111,18 @@ struct SNMPOptions: ParsableArguments {
     /// Runs `body` for every client (at most `concurrency` at once) and prints each host's lines
     /// (prefixed by the host when there are several). Exit status 1 if any host failed.
     func run(_ clients: [SNMPClient], _ body: @escaping @Sendable (SNMPClient.Session) async throws -> [VarBind]) async throws {
-        let results = NIOLockedValueBox<[Int: Result<[VarBind], any Error>]>([:])
-        await withTaskGroup(of: Void.self) { group in
-            var next = 0
-            func launch() {
-                let index = next
-                let client = clients[index]
-                next += 1
-                group.addTask {
-                    do {
-                        let binds = try await client.session(body)
-                        results.withLockedValue { $0[index] = .success(binds) }
-                    } catch {
-                        results.withLockedValue { $0[index] = .failure(error) }
-                    }
-                }
-            }
-            while next < min(concurrency, clients.count) { launch() }
-            while await group.next() != nil {
-                if next < clients.count { launch() }
+        let all = await concurrentMap(clients, limit: concurrency) { client -> Result<[VarBind], any Error> in
+            do {
+                return .success(try await client.session(body))
+            } catch {
+                return .failure(error)
             }
         }
         var failed = false
-        let all = results.withLockedValue { $0 }
         for (index, client) in clients.enumerated() {
             let host = client.host.contains(":") ? "[\(client.host)]" : client.host
             let prefix = clients.count > 1 ? "\(host):\(client.port): " : ""
-            switch all[index]! {
+            switch all[index] {
             case .success(let binds):
                 for bind in binds { print(prefix + line(bind)) }
             case .failure(let error):

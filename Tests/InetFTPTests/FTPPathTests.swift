@@ -49,11 +49,11 @@ final class FTPPathTests: XCTestCase {
     }
 
     func testListingFormats() throws {
-        let entry = FTPEntry(name: "a.txt", isDirectory: false, isLink: false, size: 1234, modified: 1_796_000_000, mode: 0o100644, links: 1)
+        let entry = FTPEntry(name: "a.txt", isDirectory: false, size: 1234, modified: 1_796_000_000, mode: 0o100644, links: 1)
         XCTAssertEqual(entry.longFormat(now: 1_796_000_100), "-rw-r--r--    1 ftp      ftp              1234 Nov 30 00:53 a.txt")
         XCTAssertEqual(entry.longFormat(now: 1_796_000_000 + 400 * 86_400), "-rw-r--r--    1 ftp      ftp              1234 Nov 30  2026 a.txt")
         XCTAssertEqual(entry.facts(writable: false), "type=file;size=1234;modify=20261130005320;perm=r; a.txt")
-        let folder = FTPEntry(name: "docs", isDirectory: true, isLink: false, size: 4096, modified: 0, mode: 0o040755, links: 3)
+        let folder = FTPEntry(name: "docs", isDirectory: true, size: 4096, modified: 0, mode: 0o040755, links: 3)
         XCTAssertEqual(folder.facts(writable: true), "type=dir;modify=19700101000000;perm=elcmfp; docs")
         XCTAssertTrue(folder.longFormat(now: 0).hasPrefix("drwxr-xr-x    3 ftp"))
         XCTAssertEqual("say \"hi\"".replacingQuotes, "say \"\"hi\"\"")

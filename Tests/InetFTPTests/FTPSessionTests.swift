@@ -25,7 +25,7 @@ final class FTPSessionTests: XCTestCase {
         session = FTPSession(settings: settings, tls: nil, counter: AddressConnectionCounter(), logger: .init(label: "test"))
         let peer = try? SocketAddress(ipAddress: "127.0.0.1", port: 40000)
         let local = try? SocketAddress(ipAddress: "127.0.0.1", port: 21)
-        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: local, isTLS: false))
+        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: local))
     }
 
     override func tearDown() {

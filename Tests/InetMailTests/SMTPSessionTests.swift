@@ -19,7 +19,7 @@ final class SMTPSessionTests: XCTestCase {
         settings.maxMessageBytes = 2000
         session = SMTPSession(settings: settings, store: Maildir(root: folder), tlsAvailable: true, counter: AddressConnectionCounter())
         let peer = try? SocketAddress(ipAddress: "127.0.0.1", port: 4000)
-        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil, isTLS: false))
+        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil))
     }
 
     /// The replies to one line, joined.
@@ -40,7 +40,7 @@ final class SMTPSessionTests: XCTestCase {
     func testGreetingAndCommandOrder() {
         let peer = try? SocketAddress(ipAddress: "127.0.0.1", port: 4001)
         let fresh = SMTPSession(settings: session.settings, store: session.store, tlsAvailable: false, counter: AddressConnectionCounter())
-        XCTAssertEqual(replies(fresh.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil, isTLS: false))),
+        XCTAssertEqual(replies(fresh.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil))),
                        "220 mx.inetkit.test ESMTP InetKit\r\n")
         XCTAssertTrue(send("MAIL FROM:<a@b.test>").hasPrefix("503 5.5.1"))
         XCTAssertTrue(send("RCPT TO:<carol@inetkit.test>").hasPrefix("503 5.5.1"))
@@ -74,7 +74,7 @@ final class SMTPSessionTests: XCTestCase {
         var settings = session.settings
         settings.mailboxes = ["carol@inetkit.test"]
         session = SMTPSession(settings: settings, store: session.store, tlsAvailable: false, counter: AddressConnectionCounter())
-        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: nil, local: nil, isTLS: false))
+        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: nil, local: nil))
         _ = send("HELO c")
         _ = send("MAIL FROM:<a@b.test>")
         XCTAssertTrue(send("RCPT TO:<dave@inetkit.test>").hasPrefix("550 5.1.1"))
@@ -191,7 +191,7 @@ final class SMTPSessionTests: XCTestCase {
         var settings = session.settings
         settings.maxConnectionsPerAddress = 2
         let peer = try? SocketAddress(ipAddress: "127.0.0.9", port: 1)
-        let context = LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil, isTLS: false)
+        let context = LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil)
         let sessions = (0..<3).map { _ in SMTPSession(settings: settings, store: session.store, tlsAvailable: false, counter: counter) }
         XCTAssertTrue(replies(sessions[0].start(context: context)).hasPrefix("220"))
         XCTAssertTrue(replies(sessions[1].start(context: context)).hasPrefix("220"))

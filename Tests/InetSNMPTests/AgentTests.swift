@@ -153,7 +153,7 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(interfaces.map(\.name), ["lo", "eth0"])
         XCTAssertEqual(interfaces[0].type, 24)
         XCTAssertEqual(interfaces[1].physicalAddress, [0x52, 0x54, 0, 0x12, 0x34, 0x56])
-        let table = NetworkInterface.ifTable(interfaces, upTime: 0)
+        let table = NetworkInterface.ifTable(interfaces)
         XCTAssertTrue(table.contains(VarBind(MIBOID.ifTable.appending(1, 10, 2), .counter32(UInt32(truncatingIfNeeded: UInt64(5_000_000_000))))))
         XCTAssertTrue(NetworkInterface.ifXTable(interfaces).contains(VarBind(MIBOID.ifXTable.appending(1, 6, 2), .counter64(5_000_000_000))))
         XCTAssertTrue(table.contains(VarBind(MIBOID.ifTable.appending(1, 5, 2), .gauge32(1_000_000_000))))

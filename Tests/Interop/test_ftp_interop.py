@@ -133,6 +133,9 @@ def test_user_uploads_are_atomic_and_complete(ftp):
     assert open(f"{ftp.d}/alice/text.txt", "rb").read() == b"one\ntwo\n"
     f.storbinary("APPE text.txt", io.BytesIO(b"three\n"))
     assert open(f"{ftp.d}/alice/text.txt", "rb").read() == b"one\ntwo\nthree\n"
+    # Resuming an upload: REST n then STOR writes from byte n of the existing file.
+    f.storbinary("STOR text.txt", io.BytesIO(b"TWO\nfour\n"), rest=4)
+    assert open(f"{ftp.d}/alice/text.txt", "rb").read() == b"one\nTWO\nfour\n"
     with pytest.raises(ftplib.error_temp, match="425"):
         f.sendcmd("STOU")  # no data connection prepared
     f.mkd("folder")
@@ -361,11 +364,24 @@ def test_inetkit_ftp_client(ftp, tmp_path):
     assert refused.returncode == 1 and "550" in refused.stderr
 
 
-def test_connections_per_address():
+def test_connections_per_address_and_passive_settings():
     d = tempfile.mkdtemp(prefix="inetkit-ftp-")
     make_tree(d)
-    s = Server(config(d, extra="    max_connections_per_address: 2\n"), args=["--services", "ftp"])
+    s = Server(config(d, extra="    max_connections_per_address: 2\n    passive_ports: 40100-40109\n    passive_address: 127.0.0.2\n"),
+               args=["--services", "ftp"])
     try:
+        # PASV announces passive_address and a port of passive_ports (for a host behind NAT);
+        # ftplib connects to the control host anyway, so the transfer still works here.
+        f = ftplib.FTP()
+        f.connect("127.0.0.1", s.port("ftp"), timeout=10)
+        f.login()
+        numbers = [int(n) for n in f.sendcmd("PASV").split("(")[1].split(")")[0].split(",")]
+        assert numbers[:4] == [127, 0, 0, 2]
+        assert 40100 <= numbers[4] * 256 + numbers[5] <= 40109
+        buf = io.BytesIO()
+        f.retrbinary("RETR docs/a.txt", buf.write)
+        assert buf.getvalue().startswith(b"line one")
+        f.quit()
         held = [socket.create_connection(("127.0.0.1", s.port("ftp")), timeout=5) for _ in range(2)]
         for c in held:
             assert c.recv(100).startswith(b"220")

@@ -58,8 +58,8 @@ public struct DNSService: InetService {
         // with this query's ID and question (its letter case) written over them, built straight
         // into the outgoing buffer.
         let generation = zones.generation
-        if let key = payload.withUnsafeReadableBytes({ AnswerCache.key(for: $0, tcp: false, maximumUDP: Int(Authority.maximumUDPPayload)) }),
-           let cached = cache.cached(key, generation: generation) {
+        let key = payload.withUnsafeReadableBytes { AnswerCache.key(for: $0, tcp: false, maximumUDP: Int(Authority.maximumUDPPayload)) }
+        if let key, let cached = cache.cached(key, generation: generation) {
             var out = allocator.buffer(capacity: cached.count)
             out.writeBytes(cached)
             payload.withUnsafeReadableBytes { query in
@@ -68,8 +68,10 @@ public struct DNSService: InetService {
             }
             return out
         }
+        // Not cached: answered, then kept under the key already computed.
         let bytes = Array(payload.readableBytesView)
-        guard let answer = answer(bytes, transport: .udp, peer: nil) else { return nil }
+        guard let answer = answerUncached(bytes, transport: .udp) else { return nil }
+        if let key { cache.store(answer, for: key, generation: generation) }
         return allocator.buffer(bytes: answer)
     }
 

@@ -199,8 +199,9 @@ public final class FTPClientSession {
     private func openData() async throws -> DataSetup {
         let group = MultiThreadedEventLoopGroup.singleton
         if active {
-            let localHost = host.contains(":") ? "::1" : "127.0.0.1"
-            let local = try await ServerBootstrap(group: group).bind(host: host == "localhost" ? "127.0.0.1" : (isIP(host) ? host : localHost), port: 0) { child in
+            // Listen where the control connection comes from: the address the server can reach.
+            guard let controlAddress = connection.localAddress?.ipAddress else { throw LineClientError("no local address for active mode") }
+            let local = try await ServerBootstrap(group: group).bind(host: controlAddress, port: 0) { child in
                 child.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child) }
             }
             let address = local.channel.localAddress!
@@ -235,9 +236,5 @@ public final class FTPClientSession {
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }
         return DataSetup(connected: channel, listener: nil)
-    }
-
-    private func isIP(_ text: String) -> Bool {
-        (try? SocketAddress(ipAddress: text, port: 0)) != nil
     }
 }

@@ -8,7 +8,6 @@ import Darwin
 struct FTPEntry: Equatable {
     var name: String
     var isDirectory: Bool
-    var isLink: Bool
     var size: Int
     var modified: Int
     var mode: UInt32
@@ -19,13 +18,11 @@ struct FTPEntry: Equatable {
     static func info(_ path: String, name: String) -> FTPEntry? {
         var info = Glibc.stat()
         guard lstat(path, &info) == 0 else { return nil }
-        var isLink = false
         if (info.st_mode & S_IFMT) == S_IFLNK {
-            isLink = true
             var target = Glibc.stat()
             if followLink(path, &target) == 0 { info = target }
         }
-        return FTPEntry(name: name, isDirectory: (info.st_mode & S_IFMT) == S_IFDIR, isLink: isLink, size: Int(info.st_size),
+        return FTPEntry(name: name, isDirectory: (info.st_mode & S_IFMT) == S_IFDIR, size: Int(info.st_size),
                         modified: Int(info.st_mtim.tv_sec), mode: UInt32(info.st_mode), links: Int(info.st_nlink))
     }
 

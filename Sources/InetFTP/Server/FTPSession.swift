@@ -25,7 +25,7 @@ final class FTPSession: LineSession {
     private(set) var account: FTPUser?
     private(set) var files: FTPFileSystem?
     private var loginFailures = 0
-    private var errors = 0
+    private var errors: LineErrorBudget
     private var ascii = false
     private var restart = 0
     private var renameFrom: (virtual: String, real: String)?
@@ -37,13 +37,13 @@ final class FTPSession: LineSession {
     /// The data connection of the transfer in progress (closed by ABOR).
     private var transferChannel: (any Channel)?
     private var aborted = false
-    private var busy = false
 
     init(settings: FTPSettings, tls: NIOSSLContext?, counter: AddressConnectionCounter, logger: Logger) {
         self.settings = settings
         self.tls = tls
         self.counter = counter
         self.logger = logger
+        errors = LineErrorBudget(limit: settings.maxErrors, closing: "421 Too many errors; closing.")
     }
 
     var maximumLineLength: Int { FTPSettings.maximumLineLength }
@@ -81,11 +81,7 @@ final class FTPSession: LineSession {
     }
 
     private func fail(_ text: String) -> [LineAction] {
-        errors += 1
-        if errors >= settings.maxErrors {
-            return [.reply(text + "\r\n"), .reply("421 Too many errors; closing.\r\n"), .close]
-        }
-        return [.reply(text + "\r\n")]
+        errors.fail(text)
     }
 
     /// The command and argument, with Telnet IP/Synch bytes that clients send before ABOR removed.
@@ -297,7 +293,7 @@ final class FTPSession: LineSession {
     private func statusListing(_ argument: String) -> [LineAction] {
         do {
             let (_, real) = try files!.existing(argument)
-            let text = listingText("LIST", real: real)
+            let text = Self.listingText("LIST", real: real, writable: account!.writable)
             return [.reply("213-Status follows:\r\n" + text + "213 End of status\r\n")]
         } catch {
             return pathError(error)
@@ -305,14 +301,14 @@ final class FTPSession: LineSession {
     }
 
     /// Listing lines (CRLF-terminated) of a folder or a single file.
-    private func listingText(_ verb: String, real: String, arguments: String = "") -> String {
+    private static func listingText(_ verb: String, real: String, writable: Bool, arguments: String = "") -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         guard let entry = FTPEntry.info(real, name: String(real.split(separator: "/").last ?? "")) else { return "" }
         let entries = entry.isDirectory ? (FTPEntry.list(real, all: arguments.contains("a")) ?? []) : [entry]
         switch verb {
         case "NLST": return entries.map { $0.name + "\r\n" }.joined()
-        case "MLSD": return entries.map { $0.facts(writable: account!.writable) + "\r\n" }.joined()
+        case "MLSD": return entries.map { $0.facts(writable: writable) + "\r\n" }.joined()
         default: return entries.map { $0.longFormat(now: Int(now.tv_sec)) + "\r\n" }.joined()
         }
     }
@@ -401,36 +397,26 @@ final class FTPSession: LineSession {
     /// Runs a transfer: waits for the data connection, says 150, moves the data, then 226 — or
     /// 425/426/451 — and, after an ABOR, 226 for the ABOR too.
     private func transfer(_ opening: String, _ move: @escaping (any Channel) -> EventLoopFuture<Int>,
-                          after: @escaping (Result<Int, any Error>) -> Void = { _ in }) -> [LineAction] {
+                          after: @escaping (_ succeeded: Bool) -> Void = { _ in }) -> [LineAction] {
         guard let connection = dataConnection() else { return fail("425 Use PORT or PASV first.") }
-        busy = true
         aborted = false
         let finished = connection.assumeIsolated().map { channel -> [LineAction] in
             self.transferChannel = channel
-            let moved = move(channel).assumeIsolated().map { _ -> [LineAction] in
-                [.reply("226 Transfer complete.\r\n")]
-            }.recover { error -> [LineAction] in
-                (error as? FTPTransferError).map { [.reply($0.reply + "\r\n")] } ?? [.reply("426 Connection closed; transfer aborted.\r\n")]
-            }
-            let done = moved.map { actions -> [LineAction] in
+            let done = move(channel).assumeIsolated().map { _ -> FTPTransferError? in nil }.recover { error in
+                (error as? FTPTransferError) ?? FTPTransferError(reply: "426 Connection closed; transfer aborted.")
+            }.map { failure -> [LineAction] in
                 self.transferChannel = nil
-                self.busy = false
                 channel.close(promise: nil)
-                let result: Result<Int, any Error> = actions.first.map { action in
-                    if case .reply(let text) = action, text.hasPrefix("226") { return .success(0) }
-                    return .failure(FTPTransferError(reply: ""))
-                } ?? .success(0)
-                after(result)
+                after(failure == nil)
                 if self.aborted {
                     self.aborted = false
                     return [.reply("426 Connection closed; transfer aborted.\r\n"), .reply("226 Abort successful.\r\n")]
                 }
-                return actions
+                return [.reply((failure?.reply ?? "226 Transfer complete.") + "\r\n")]
             }
             return [.reply(opening + "\r\n"), .wait(done)]
         }.recover { _ -> [LineAction] in
-            self.busy = false
-            after(.failure(FTPTransferError(reply: "")))
+            after(false)
             if self.aborted {
                 self.aborted = false
                 return [.reply("225 Data connection closed; no transfer.\r\n"), .reply("226 Abort successful.\r\n")]
@@ -452,10 +438,13 @@ final class FTPSession: LineSession {
         do {
             let (_, real) = try files!.existing(path.isEmpty ? "." : path)
             if verb == "MLSD", let entry = FTPEntry.info(real, name: ""), !entry.isDirectory { return fail("501 MLSD needs a directory.") }
-            let text = listingText(verb, real: real, arguments: flags)
-            var bytes = ByteBuffer()
-            bytes.writeString(text)
-            return transfer("150 Here comes the directory listing.") { channel in FTPData.send(bytes, on: channel) }
+            let writable = account!.writable
+            // A folder may be large: it is read off the event loop once the data connection is up.
+            return transfer("150 Here comes the directory listing.") { channel in
+                NIOThreadPool.singleton.runIfActive(eventLoop: channel.eventLoop) {
+                    ByteBuffer(string: Self.listingText(verb, real: real, writable: writable, arguments: flags))
+                }.flatMap { FTPData.send($0, on: channel) }
+            }
         } catch {
             return pathError(error)
         }
@@ -474,8 +463,8 @@ final class FTPSession: LineSession {
             let user = account!.name
             return transfer("150 Opening \(ascii ? "ASCII" : "BINARY") mode data connection for \(virtual) (\(entry.size) bytes).", { channel in
                 chunked ? FTPData.sendChunks(real, offset: offset, ascii: ascii, on: channel) : FTPData.sendFile(real, offset: offset, on: channel)
-            }, after: { result in
-                if case .success = result { logger.info("download", metadata: ["user": "\(user)", "file": "\(virtual)", "bytes": "\(entry.size - offset)"]) }
+            }, after: { succeeded in
+                if succeeded { logger.info("download", metadata: ["user": "\(user)", "file": "\(virtual)", "bytes": "\(entry.size - offset)"]) }
             })
         } catch {
             return pathError(error)
@@ -516,18 +505,20 @@ final class FTPSession: LineSession {
         let user = account!.name
         let opening = verb == "STOU" ? "150 FILE: \(target.virtual)" : "150 Ok to send data."
         return transfer(opening, { channel in
-            FTPData.receive(into: fd, ascii: ascii, on: channel).flatMapThrowing { count in
-                // Durable before 226: the data, then the name.
-                guard fsync(fd) == 0 else { throw FTPTransferError(reply: "451 Cannot write the file.") }
-                if !inPlace {
-                    guard rename(temporary, target.real) == 0 else { throw FTPTransferError(reply: "553 Could not store the file.") }
+            FTPData.receive(into: fd, ascii: ascii, on: channel).flatMap { count in
+                // Durable before 226: the data, then the name; fsync waits on the disk, so not here.
+                NIOThreadPool.singleton.runIfActive(eventLoop: channel.eventLoop) { () throws -> Int in
+                    guard fsync(fd) == 0 else { throw FTPTransferError(reply: "451 Cannot write the file.") }
+                    if !inPlace {
+                        guard rename(temporary, target.real) == 0 else { throw FTPTransferError(reply: "553 Could not store the file.") }
+                    }
+                    return count
                 }
-                return count
             }
-        }, after: { result in
+        }, after: { succeeded in
             close(fd)
-            if case .failure = result, !inPlace { unlink(temporary) }
-            if case .success = result { logger.info("upload", metadata: ["user": "\(user)", "file": "\(target.virtual)"]) }
+            if !succeeded, !inPlace { unlink(temporary) }
+            if succeeded { logger.info("upload", metadata: ["user": "\(user)", "file": "\(target.virtual)"]) }
         })
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import InetCore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -41,12 +42,9 @@ public final class Maildir: Sendable {
 
     public init(root: String) {
         self.root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
-        var name = [CChar](repeating: 0, count: 256)
-        gethostname(&name, name.count - 1)
-        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         // Maildir names carry the host; '/' and ':' are written as octal escapes (maildir(5)).
         var part = ""
-        for character in host.isEmpty ? "localhost" : host {
+        for character in systemHostName() {
             switch character {
             case "/": part += "\\057"
             case ":": part += "\\072"

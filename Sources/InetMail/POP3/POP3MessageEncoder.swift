@@ -5,7 +5,6 @@ import NIOCore
 /// and only the first `bodyLines` lines of the body.
 struct POP3MessageEncoder {
     private var atLineStart = true
-    private var lineIsEmpty = true
     private var inHeaders = true
     private var pendingCR = false
     private var bodyLinesLeft: Int?
@@ -54,7 +53,6 @@ struct POP3MessageEncoder {
             }
             if byte == UInt8(ascii: ".") { out.writeInteger(UInt8(ascii: ".")) }
             atLineStart = false
-            lineIsEmpty = false
         }
         out.writeInteger(byte)
     }
@@ -71,6 +69,5 @@ struct POP3MessageEncoder {
             bodyLinesLeft = left - 1
         }
         atLineStart = true
-        lineIsEmpty = true
     }
 }

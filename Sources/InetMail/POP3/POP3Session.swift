@@ -18,7 +18,7 @@ final class POP3Session: LineSession {
     private(set) var phase = Phase.authorization
     private var userName: String?
     private var tlsActive = false
-    private var errors = 0
+    private var errors: LineErrorBudget
     private var eventLoop: (any EventLoop)?
     private var lockedFolder: String?
     private(set) var messages: [MaildirMessage] = []
@@ -28,6 +28,7 @@ final class POP3Session: LineSession {
         self.settings = settings
         self.store = store
         self.tlsAvailable = tlsAvailable
+        errors = LineErrorBudget(limit: settings.maxErrors, closing: "-ERR too many errors, closing")
     }
 
     var maximumLineLength: Int { POP3Settings.maximumLineLength }
@@ -56,11 +57,7 @@ final class POP3Session: LineSession {
     }
 
     private func fail(_ text: String) -> [LineAction] {
-        errors += 1
-        if errors >= settings.maxErrors {
-            return [.reply(text + "\r\n"), .reply("-ERR too many errors, closing\r\n"), .close]
-        }
-        return [.reply(text + "\r\n")]
+        errors.fail(text)
     }
 
     func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction] {
@@ -172,8 +169,7 @@ final class POP3Session: LineSession {
         guard let loop = eventLoop else { return [] }
         let user = MailAddress.parse(Substring(name), utf8: true).flatMap { settings.users[$0.key] }
         guard let user, constantTimeEqual(user.password, password) else {
-            errors += 1
-            let close = errors >= settings.maxErrors
+            let close = errors.spend()
             let reply = "-ERR [AUTH] invalid user name or password\r\n"
             let delay = TimeAmount.nanoseconds(Int64(settings.authDelay * 1e9))
             let future = loop.assumeIsolated().scheduleTask(in: delay) { () -> [LineAction] in

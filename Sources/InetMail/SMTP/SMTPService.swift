@@ -41,7 +41,7 @@ struct SMTPSettings: Sendable {
     }
 
     init(options: ServiceOptions) throws(ConfigError) {
-        hostname = try options.string("hostname") ?? Self.systemHostname()
+        hostname = try options.string("hostname") ?? systemHostName()
         var domains: [String] = []
         for domain in try options.reader?.stringList("domains") ?? ["inetkit.test", "localhost"] {
             let name = domain.lowercased().trimmingSuffix(".")
@@ -70,13 +70,6 @@ struct SMTPSettings: Sendable {
         if let value = try reader?.seconds("data_timeout", range: 0.01...86_400) { dataTimeout = value }
         if let value = try reader?.int("max_connections_per_address", range: 1...1_000_000) { maxConnectionsPerAddress = value }
         if let value = try reader?.int("max_errors", range: 1...10_000) { maxErrors = value }
-    }
-
-    static func systemHostname() -> String {
-        var name = [CChar](repeating: 0, count: 256)
-        gethostname(&name, name.count - 1)
-        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return host.isEmpty ? "localhost" : host
     }
 }
 

@@ -26,6 +26,8 @@ final class SMTPSession: LineSession {
     /// Why a message read to its end is refused.
     enum DataProblem {
         case tooBig, lineTooLong, nul
+        /// Writing the spilled part failed: the rest is read and the message refused with 451.
+        case storage
     }
 
     let settings: SMTPSettings
@@ -43,7 +45,7 @@ final class SMTPSession: LineSession {
     private var utf8Transaction = false
     private(set) var recipients: [MailAddress] = []
     private var recipientAttempted = false
-    private var errors = 0
+    private var errors: LineErrorBudget
     private var eventLoop: (any EventLoop)?
     private var peerAddress = "unknown"
     private var countedAddress: String?
@@ -64,6 +66,7 @@ final class SMTPSession: LineSession {
          logger: Logger = Logger(label: "inetkit.smtp")) {
         self.logger = logger
         self.settings = settings
+        errors = LineErrorBudget(limit: settings.maxErrors, closing: "421 4.7.0 \(settings.hostname) Error: too many errors")
         self.store = store
         self.tlsAvailable = tlsAvailable
         self.counter = counter
@@ -146,11 +149,7 @@ final class SMTPSession: LineSession {
 
     /// A reply that counts as the client's error; past `max_errors` the session ends with 421.
     private func fail(_ text: String) -> [LineAction] {
-        errors += 1
-        if errors >= settings.maxErrors {
-            return [.reply(text + "\r\n"), .reply("421 4.7.0 \(settings.hostname) Error: too many errors\r\n"), .close]
-        }
-        return [.reply(text + "\r\n")]
+        errors.fail(text)
     }
 
     private func hello(_ argument: Substring, extended: Bool) -> [LineAction] {
@@ -337,30 +336,21 @@ final class SMTPSession: LineSession {
             return []
         }.recover { _ in
             // Keep reading to the end of the message, then answer 451.
-            self.problem = self.problem ?? .tooBig
-            self.storageFailed = true
+            self.problem = .storage
             return []
         })]
     }
 
-    private var storageFailed = false
-
     private func endOfData() -> [LineAction] {
-        let problem = self.problem
-        if let problem, !storageFailed {
+        if let problem {
             abandonMessage()
             resetTransaction()
             switch problem {
             case .tooBig: return fail("552 5.3.4 Error: message file too big")
             case .lineTooLong: return fail("500 5.5.2 Error: message line longer than 998 octets")
             case .nul: return fail("554 5.6.0 Error: message contains NUL characters")
+            case .storage: return [.reply("451 4.3.0 Error: local delivery failed, try again later\r\n")]
             }
-        }
-        if storageFailed {
-            storageFailed = false
-            abandonMessage()
-            resetTransaction()
-            return [.reply("451 4.3.0 Error: local delivery failed, try again later\r\n")]
         }
         guard let loop = eventLoop else { return [] }
         let bytes = chunk

@@ -160,7 +160,7 @@ final class SNMPAgent: Sendable {
     static let subtrees: [MIBSubtree] = [
         MIBSubtree(root: MIBOID.system, objects: (1...9).map { MIBOID.system.appending($0) }, build: { $0.systemGroup() }),
         MIBSubtree(root: MIBOID.interfaces, objects: NetworkInterface.ifTableObjects, build: { agent in
-            NetworkInterface.ifTable(agent.interfaces(), upTime: agent.upTime)
+            NetworkInterface.ifTable(agent.interfaces())
         }),
         MIBSubtree(root: MIBOID.snmp, objects: SNMPCounters.objects, build: { $0.counters.variables() }),
         MIBSubtree(root: MIBOID.ifXTable, objects: NetworkInterface.ifXTableObjects, build: { NetworkInterface.ifXTable($0.interfaces()) }),

@@ -46,11 +46,9 @@ public struct SNMPService: InetService {
             communities = [Community(name: Array("public".utf8), access: .read, from: [CIDR("127.0.0.0/8")!, CIDR("::1/128")!])]
         }
         let size = try options.reader?.int("max_message_size", range: 484...65_507) ?? 1472
-        var hostname = [CChar](repeating: 0, count: 256)
-        gethostname(&hostname, hostname.count - 1)
         let defaults = SystemStrings.Values(
             contact: try options.string("contact") ?? "",
-            name: try options.string("name") ?? String(decoding: hostname.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
+            name: try options.string("name") ?? systemHostName(),
             location: try options.string("location") ?? "")
         let stateFile = try options.path("state_file", default: "snmp/system.conf")
         agent = SNMPAgent(communities: communities, system: SystemStrings(defaults: defaults, file: stateFile),
@@ -159,11 +157,15 @@ final class TrapSender: Sendable {
             seen[key] = (true, running)
             return (!previous.coldStartSent, previous.running.subtracting(running))
         }
-        if coldStart { send(MIBOID.coldStart, objects: []) }
+        guard coldStart || !stopped.isEmpty else { return }
         let rows = ServiceTable.rows(services)
-        for name in stopped.sorted() {
-            let index = rows.firstIndex { $0.name == name }.map { UInt32($0 + 1) } ?? 0
-            send(MIBOID.inetkitServiceStopped, objects: [VarBind(MIBOID.inetkitServiceEntry.appending(2, index), .string(name))])
+        // Resolving a sink's name and sending block: not on the event loop.
+        NIOThreadPool.singleton.submit { _ in
+            if coldStart { self.send(MIBOID.coldStart, objects: []) }
+            for name in stopped.sorted() {
+                let index = rows.firstIndex { $0.name == name }.map { UInt32($0 + 1) } ?? 0
+                self.send(MIBOID.inetkitServiceStopped, objects: [VarBind(MIBOID.inetkitServiceEntry.appending(2, index), .string(name))])
+            }
         }
     }
 

@@ -64,9 +64,9 @@ struct NetworkInterface: Equatable {
     }
 
     /// ifTable (RFC 2863) rows.
-    static func ifTable(_ interfaces: [NetworkInterface], upTime: UInt32) -> [VarBind] {
+    static func ifTable(_ interfaces: [NetworkInterface]) -> [VarBind] {
         let entry = MIBOID.ifTable.appending(1)
-        var columns: [(UInt32, (NetworkInterface) -> SNMPValue)] = [
+        let columns: [(UInt32, (NetworkInterface) -> SNMPValue)] = [
             (1, { .integer(Int64($0.index)) }),
             (2, { .string($0.name) }),
             (3, { .integer(Int64($0.type)) }),
@@ -85,9 +85,7 @@ struct NetworkInterface: Equatable {
             (19, { .counter32(UInt32(truncatingIfNeeded: $0.outDrops)) }),
             (20, { .counter32(UInt32(truncatingIfNeeded: $0.outErrors)) }),
         ]
-        _ = upTime
         var binds = [VarBind(MIBOID.interfaces.appending(1, 0), .integer(Int64(interfaces.count)))]
-        columns.sort { $0.0 < $1.0 }
         for (column, value) in columns {
             for interface in interfaces {
                 binds.append(VarBind(entry.appending(column, UInt32(interface.index)), value(interface)))
