@@ -25,17 +25,20 @@ struct SiteGuard<Context: RequestContext>: RouterMiddleware {
         }
         var request = request
         if case .found(let path, false) = target, let range = request.headers[.range] {
+            // Hummingbird's own Range parsing is loose (it reads "bytes=-N" as the first N+1
+            // bytes, and its bounds are not checked against the file): the header is decided
+            // here and handed on in one explicit form, or removed.
             let size = Self.size(of: path)
-            guard Self.satisfiable(range, size: size) else {
+            var head = request.head
+            switch ByteRange.decide(range, size: size) {
+            case .unsatisfiable:
                 return HTTPErrors.page(.rangeNotSatisfiable, "The requested range is not satisfiable.", headers: [.contentRange: "bytes */\(size)"])
+            case .ignore:
+                head.headerFields[.range] = nil
+            case .satisfiable(let bytes):
+                head.headerFields[.range] = "bytes=\(bytes.lowerBound)-\(bytes.upperBound)"
             }
-            // The file middleware reads "bytes=-N" as the first N+1 bytes; RFC 9110 means the
-            // last N. Spell it out as an explicit range.
-            if let suffix = Self.suffixLength(range) {
-                var head = request.head
-                head.headerFields[.range] = "bytes=\(max(0, size - suffix))-\(size - 1)"
-                request = Request(head: head, body: request.body)
-            }
+            request = Request(head: head, body: request.body)
         }
         return try await next(request, context)
     }
@@ -43,29 +46,6 @@ struct SiteGuard<Context: RequestContext>: RouterMiddleware {
     static func size(of path: String) -> Int {
         var info = stat()
         return stat(path, &info) == 0 ? Int(info.st_size) : 0
-    }
-
-    /// N of a single suffix range `bytes=-N`.
-    static func suffixLength(_ header: String) -> Int? {
-        guard header.hasPrefix("bytes=-"), !header.contains(",") else { return nil }
-        return Int(header.dropFirst("bytes=-".count).trimming(" "))
-    }
-
-    /// RFC 9110 14.1.2: a single `bytes=first-last`, `first-` or `-suffix`; unsatisfiable when
-    /// it starts at or past the end (or asks for a zero-length suffix). Other forms are left
-    /// to the file middleware (which serves the whole file).
-    static func satisfiable(_ header: String, size: Int) -> Bool {
-        guard header.hasPrefix("bytes="), !header.contains(",") else { return true }
-        let spec = header.dropFirst("bytes=".count).trimming(" ")
-        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2 else { return true }
-        if parts[0].isEmpty {
-            guard let suffix = Int(parts[1]) else { return true }
-            return suffix > 0 && size > 0
-        }
-        guard let first = Int(parts[0]) else { return true }
-        if let last = Int(parts[1]), last < first { return true }
-        return first < size
     }
 }
 

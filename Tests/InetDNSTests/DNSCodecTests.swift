@@ -158,4 +158,27 @@ final class DNSCodecTests: XCTestCase {
         message.edns?.version = 1
         XCTAssertEqual(try DNSMessageReader.decode(DNSMessageWriter.encode(message)).edns?.version, 1)
     }
+
+    /// The writer refuses what the wire cannot carry instead of trapping on a narrowing.
+    func testWriterIsTotal() throws {
+        let name = try DNSName("a.test.")
+        func encode(_ data: RData) -> DNSWireError? {
+            let message = DNSMessage(id: 1, isResponse: true, answers: [DNSRecord(name: name, ttl: 1, data: data)])
+            do { _ = try DNSMessageWriter.encode(message); return nil } catch { return error }
+        }
+        XCTAssertEqual(encode(.caa(flags: 0, tag: Array(repeating: 0x61, count: 256), value: [])), .badRData)
+        XCTAssertEqual(encode(.caa(flags: 0, tag: [], value: [])), .badRData)
+        XCTAssertEqual(encode(.txt([Array(repeating: 0x61, count: 256)])), .badRData)
+        XCTAssertEqual(encode(.a([1, 2, 3])), .badRData)
+        XCTAssertEqual(encode(.aaaa([1, 2, 3, 4])), .badRData)
+        XCTAssertEqual(encode(.unknown(type: DNSType(rawValue: 999), data: Array(repeating: 0, count: 70_000))), .messageTooLarge)
+        XCTAssertNil(encode(.caa(flags: 0, tag: Array("issue".utf8), value: Array("ca.test".utf8))))
+        let unchecked = DNSName(validatedLabels: [Array(repeating: 0x61, count: 64)])
+        let bad = DNSMessage(id: 1, isResponse: true, questions: [DNSQuestion(name: unchecked, type: .a)])
+        XCTAssertThrowsError(try DNSMessageWriter.encode(bad))
+        let options = EDNS(options: [EDNSOption(code: 1, data: Array(repeating: 0, count: 70_000))])
+        XCTAssertThrowsError(try DNSMessageWriter.encode(DNSMessage(id: 1, edns: options)))
+        XCTAssertFalse(DNSMessageWriter.fits(DNSRecord(name: name, ttl: 1, data: .unknown(type: DNSType(rawValue: 999), data: Array(repeating: 0, count: 65_500)))))
+        XCTAssertTrue(DNSMessageWriter.fits(DNSRecord(name: name, ttl: 1, data: .a([1, 2, 3, 4]))))
+    }
 }

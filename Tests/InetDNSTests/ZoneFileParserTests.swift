@@ -91,4 +91,31 @@ final class ZoneFileParserTests: XCTestCase {
         XCTAssertThrowsError(try parser.ttl("h", line: 1))
         XCTAssertThrowsError(try parser.ttl("1x", line: 1))
     }
+
+    private let head = "@ 3600 IN SOA ns hostmaster 1 2h 1h 2w 300\n"
+
+    /// Issue 11: operator input that armed a crash at query time is refused with its line.
+    func testOverlongCAATagIsRefusedAtItsLine() {
+        let problem = error(head + "@ 3600 IN CAA 0 " + String(repeating: "a", count: 256) + " \"x\"\n")
+        XCTAssertEqual(problem?.line, 2)
+        XCTAssertNotNil(try? parse(head + "@ 3600 IN CAA 0 " + String(repeating: "a", count: 255) + " \"x\"\n"))
+        XCTAssertEqual(error(head + "@ 3600 IN CAA 0 iss\u{00E9} \"x\"\n")?.line, 2, "ASCII letters and digits only")
+        XCTAssertEqual(error(head + "@ 3600 IN CAA 0 \"issue\" \"x\"\n")?.line, 2)
+    }
+
+    func testTTLsThatOverflowAreRefused() {
+        XCTAssertEqual(error("$TTL " + String(repeating: "4294967295w", count: 40) + "\n" + head)?.line, 1)
+        XCTAssertEqual(error("$TTL 99999999999999999999999\n" + head)?.line, 1)
+        XCTAssertEqual(error("$TTL 2147483648\n" + head)?.line, 1, "RFC 2181 8: at most 2^31 - 1")
+        XCTAssertEqual(error(head + "x " + String(repeating: "1w", count: 5000) + " IN A 192.0.2.1\n")?.line, 2)
+        XCTAssertEqual(error("$TTL \u{0663}\n" + head)?.line, 1, "ASCII digits only")
+        XCTAssertEqual(try parse("$TTL 2147483647\n@ IN SOA ns hostmaster 1 2h 1h 2w 300\n").first?.ttl, 2_147_483_647)
+        XCTAssertEqual(try parse("$TTL 1w1d1h1m1s\n@ IN SOA ns hostmaster 1 2h 1h 2w 300\n").first?.ttl, 694_861)
+    }
+
+    func testRecordsTooLargeToSendAreRefused() {
+        let strings = Array(repeating: "\"" + String(repeating: "x", count: 255) + "\"", count: 300).joined(separator: " ")
+        XCTAssertEqual(error(head + "big 3600 IN TXT " + strings + "\n")?.line, 2)
+        XCTAssertEqual(error(head + "big 3600 IN TYPE999 \\# 70000 00\n")?.line, 2)
+    }
 }

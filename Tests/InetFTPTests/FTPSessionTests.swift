@@ -97,7 +97,10 @@ final class FTPSessionTests: XCTestCase {
         XCTAssertEqual(send("PORT 127,0,0,1,200,10"), "200 PORT command successful. Consider using PASV.\r\n")
         XCTAssertEqual(send("EPRT |1|127.0.0.1|51210|"), "200 EPRT command successful. Consider using PASV.\r\n")
         XCTAssertEqual(send("PORT 1,2,3"), "501 Bad PORT argument.\r\n")
-        XCTAssertEqual(send("EPRT |3|x|1|"), "501 Bad EPRT argument.\r\n")
+        XCTAssertEqual(send("EPRT |3|x|1|"), "522 Network protocol not supported, use (1,2)\r\n", "RFC 2428 2")
+        for argument in ["|1|127.0.0.1|70000|", "|1|127.0.0.1|-1|", "|1|127.0.0.1|0|", "|1|127.0.0.1|99999999999999999999|", "|2|127.0.0.1|2000|"] {
+            XCTAssertEqual(send("EPRT " + argument), "501 Bad EPRT argument.\r\n", argument)
+        }
         XCTAssertEqual(send("EPSV ALL"), "200 EPSV ALL ok.\r\n")
         XCTAssertEqual(send("PORT 127,0,0,1,200,10"), "503 EPSV ALL is in force.\r\n")
     }

@@ -54,16 +54,35 @@ final class SitePathTests: XCTestCase {
         guard case .badRequest = outcome("http://example.test/") else { return XCTFail() }
     }
 
-    func testRangeSatisfiability() {
-        XCTAssertTrue(SiteGuard<BasicContextStub>.satisfiable("bytes=0-4", size: 6))
-        XCTAssertTrue(SiteGuard<BasicContextStub>.satisfiable("bytes=5-", size: 6))
-        XCTAssertFalse(SiteGuard<BasicContextStub>.satisfiable("bytes=6-", size: 6))
-        XCTAssertFalse(SiteGuard<BasicContextStub>.satisfiable("bytes=100-200", size: 6))
-        XCTAssertFalse(SiteGuard<BasicContextStub>.satisfiable("bytes=-0", size: 6))
-        XCTAssertFalse(SiteGuard<BasicContextStub>.satisfiable("bytes=0-", size: 0))
-        XCTAssertTrue(SiteGuard<BasicContextStub>.satisfiable("bytes=-3", size: 6))
-        XCTAssertEqual(SiteGuard<BasicContextStub>.suffixLength("bytes=-3"), 3)
-        XCTAssertNil(SiteGuard<BasicContextStub>.suffixLength("bytes=1-3"))
+    func testRangeDecisions() {
+        XCTAssertEqual(ByteRange.decide("bytes=0-4", size: 6), .satisfiable(0...4))
+        XCTAssertEqual(ByteRange.decide("bytes=5-", size: 6), .satisfiable(5...5))
+        XCTAssertEqual(ByteRange.decide("bytes=2-100", size: 6), .satisfiable(2...5), "last-pos past the end is clamped")
+        XCTAssertEqual(ByteRange.decide("bytes=6-", size: 6), .unsatisfiable)
+        XCTAssertEqual(ByteRange.decide("bytes=100-200", size: 6), .unsatisfiable)
+        XCTAssertEqual(ByteRange.decide("bytes=-0", size: 6), .unsatisfiable)
+        XCTAssertEqual(ByteRange.decide("bytes=0-", size: 0), .unsatisfiable)
+        XCTAssertEqual(ByteRange.decide("bytes=-3", size: 6), .satisfiable(3...5), "a suffix is the last N bytes (RFC 9110)")
+        XCTAssertEqual(ByteRange.decide("bytes=-30", size: 6), .satisfiable(0...5))
+        XCTAssertEqual(ByteRange.decide(" BYTES = 1-2 ", size: 6), .ignore, "no space inside the unit")
+        XCTAssertEqual(ByteRange.decide("Bytes=1-2 , ", size: 6), .satisfiable(1...2), "unit case-insensitive, empty list elements")
+        XCTAssertEqual(ByteRange.decide("bytes=0-1,3-4", size: 6), .ignore, "several ranges: the whole file")
+        XCTAssertEqual(ByteRange.decide("items=0-1", size: 6), .ignore)
+        XCTAssertEqual(ByteRange.decide("bytes=3-1", size: 6), .ignore)
+        XCTAssertEqual(ByteRange.decide("bytes=\u{0663}-", size: 6), .ignore, "ASCII digits only")
+        XCTAssertEqual(ByteRange.decide("bytes=99999999999999999999999-", size: 6), .unsatisfiable, "a huge position saturates")
+        XCTAssertEqual(ByteRange.decide("bytes=1-99999999999999999999999", size: 6), .satisfiable(1...5))
+        XCTAssertEqual(ByteRange.decide("bytes=-99999999999999999999999", size: 6), .satisfiable(0...5))
+    }
+
+    /// The input that trapped the whole host (issue 11): a suffix of `- -9223372036854775808`.
+    func testRangeWithSignedSuffixIsIgnored() {
+        XCTAssertEqual(ByteRange.decide("bytes=- -9223372036854775808", size: 1000), .ignore)
+        XCTAssertEqual(ByteRange.decide("bytes=- -5", size: 1000), .ignore)
+        XCTAssertEqual(ByteRange.decide("bytes=-+5", size: 1000), .ignore)
+        XCTAssertEqual(ByteRange.decide("bytes=--5", size: 1000), .ignore)
+        XCTAssertEqual(ByteRange.decide("bytes=-9223372036854775808", size: 1000), .satisfiable(0...999))
+        XCTAssertEqual(ByteRange.decide("bytes=9223372036854775807-", size: Int.max), .unsatisfiable)
     }
 
     func testListingEscapesNamesAndLinksFoldersWithSlash() throws {

@@ -20,6 +20,16 @@ final class MailAddressTests: XCTestCase {
         XCTAssertEqual(MailAddress.parse("jösé@x.test", utf8: true)?.localPart, "jösé")
     }
 
+    /// Issue 11: a backslash-escaped control character skipped the control-character check
+    /// and reached the Return-Path header.
+    func testEscapedControlCharactersAreRefused() {
+        for control in ["\r", "\n", "\u{0}", "\t", "\u{7F}", "\u{1B}"] {
+            XCTAssertNil(MailAddress.parse(Substring("\"a\\" + control + "b\"@example.test")), control.debugDescription)
+        }
+        XCTAssertEqual(MailAddress.parse("\"a\\ b\"@example.test")?.localPart, "a b")
+        XCTAssertEqual(MailAddress.parse("\"a\\\"b\"@example.test")?.localPart, "a\"b")
+    }
+
     func testStorableRejectsPathTricks() {
         XCTAssertFalse(MailAddress(localPart: "a/b", domain: "x.test").isStorable)
         XCTAssertFalse(MailAddress(localPart: "..", domain: "x.test").isStorable)

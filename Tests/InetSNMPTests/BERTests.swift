@@ -18,6 +18,29 @@ final class BERTests: XCTestCase {
         XCTAssertTrue(OID("1.3.6.1.2.1.10")! > OID("1.3.6.1.2.1.9.5")!)
     }
 
+    /// Issue 11: a sub-identifier from 2^32 to 2^32+79 after the first trapped the decoder; an
+    /// OID of 2.4294967295 trapped the encoder. Neither may trap; the first is refused, the
+    /// second is a valid OID and round-trips.
+    func testSubIdentifiersAtThe32BitBoundary() {
+        for extra: UInt64 in [0, 1, 79, 80, 1 << 20] {
+            var content: [UInt8] = [0x2B, 0x06, 0x01]
+            var value = (1 << 32) + extra
+            var digits: [UInt8] = [UInt8(value & 0x7F)]
+            value >>= 7
+            while value > 0 { digits.append(UInt8(value & 0x7F) | 0x80); value >>= 7 }
+            content += digits.reversed()
+            XCTAssertNil(OID(encodedContent: content[...]), "2^32 + \(extra)")
+        }
+        XCTAssertNil(OID(encodedContent: [0x2B, 0x90, 0x80, 0x80, 0x80, 0x00][...]))
+        let widest: OID = [2, UInt32.max]
+        let bytes = widest.encodedContent()
+        XCTAssertEqual(bytes, [0x90, 0x80, 0x80, 0x80, 0x4F], "80 + 4294967295 = 4294967375 in base 128")
+        XCTAssertEqual(OID(encodedContent: bytes[...]), widest)
+        XCTAssertNil(OID(encodedContent: [0x90, 0x80, 0x80, 0x80, 0x50][...]), "first sub-identifier past 2.4294967295")
+        XCTAssertEqual(OID(encodedContent: [0x4F][...]), [1, 39])
+        XCTAssertEqual(OID([7]).encodedContent(), [0x82, 0x18], "a lone first arc, as 7 * 40")
+    }
+
     func testMessageRoundTripsEveryValueType() throws {
         let binds: [VarBind] = [
             VarBind([1, 3, 6, 1, 2, 1, 1, 1, 0], .string("InetKit")),

@@ -134,3 +134,19 @@ def free_port(kind=socket.SOCK_STREAM):
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def http_raw(server, data, read_timeout=5):
+    """Sends raw bytes to the server's HTTP port and returns all it answers until it closes."""
+    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=read_timeout) as s:
+        s.sendall(data)
+        chunks = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            chunks += chunk
+        return chunks

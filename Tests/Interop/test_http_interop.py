@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Server
+from conftest import BIN, Server, http_raw
 
 BIG = 24 * 1024 * 1024
 
@@ -58,18 +58,7 @@ def status(site, path, *args):
 
 
 def raw(site, data, read_timeout=5):
-    with socket.create_connection(("127.0.0.1", site.port("http")), timeout=read_timeout) as s:
-        s.sendall(data)
-        chunks = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            chunks += chunk
-        return chunks
+    return http_raw(site, data, read_timeout)
 
 
 class TestCurl:

@@ -116,7 +116,10 @@ public struct DNSService: InetService {
         } else {
             limit = 512
         }
-        return try? DNSMessageWriter.encode(response, limit: limit)
+        if let encoded = try? DNSMessageWriter.encode(response, limit: limit) { return encoded }
+        // An answer that cannot be written at all (the question alone too large): SERVFAIL.
+        let failure = DNSMessage(id: query.id, isResponse: true, opcode: query.opcode, rcode: DNSRCode.servFail)
+        return try? DNSMessageWriter.encode(failure)
     }
 
     func mayTransfer(from peer: SocketAddress?) -> Bool {

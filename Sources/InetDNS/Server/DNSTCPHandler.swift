@@ -44,8 +44,10 @@ final class DNSTCPHandler: ChannelInboundHandler {
     }
 
     private func send(_ message: [UInt8], context: ChannelHandlerContext) {
+        // The writer never makes a message over 65535 octets; checked anyway, not trusted.
+        guard let length = UInt16(exactly: message.count) else { return }
         var buffer = context.channel.allocator.buffer(capacity: message.count + 2)
-        buffer.writeInteger(UInt16(message.count))
+        buffer.writeInteger(length)
         buffer.writeBytes(message)
         context.write(wrapOutboundOut(buffer), promise: nil)
     }
@@ -63,22 +65,23 @@ final class DNSTCPHandler: ChannelInboundHandler {
         let records = [zone.soa] + zone.records.filter { $0.type != .soa } + [zone.soa]
         var messages: [[UInt8]] = []
         var batch: [DNSRecord] = []
-        var size = 0
-        for record in records {
-            batch.append(record)
-            size += record.name.wireLength + 10 + 64
-            if size > 16_000 {
-                response.answers = batch
-                if let bytes = try? DNSMessageWriter.encode(response) { messages.append(bytes) }
-                response.questions = []
-                batch = []
-                size = 0
-            }
-        }
-        if !batch.isEmpty {
+        var size = 12 + question.name.wireLength + 4
+        func flush() {
+            guard !batch.isEmpty else { return }
             response.answers = batch
             if let bytes = try? DNSMessageWriter.encode(response) { messages.append(bytes) }
+            response.questions = []
+            batch = []
+            size = 12
         }
+        for record in records {
+            // Zone loading refused records that cannot be sent, so every size is known.
+            let cost = DNSMessageWriter.wireSize(record) ?? 65_535
+            if size + cost > 16_000 { flush() }
+            batch.append(record)
+            size += cost
+        }
+        flush()
         return messages
     }
 }

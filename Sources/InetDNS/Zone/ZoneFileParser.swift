@@ -94,7 +94,11 @@ public struct ZoneFileParser {
         lastOwner = owner
         lastTTL = resolvedTTL
         let data = try rdata(type, Array(tokens), line: line)
-        return DNSRecord(name: owner, rclass: rclass, ttl: resolvedTTL, data: data)
+        let record = DNSRecord(name: owner, rclass: rclass, ttl: resolvedTTL, data: data)
+        // A record that could never be sent (RDATA over 65535 octets, a message over 64 KiB)
+        // is refused here, with its line, not at query time.
+        guard DNSMessageWriter.fits(record) else { throw fail(line, "the record's data is too large for a DNS message") }
+        return record
     }
 
     // MARK: - Fields
@@ -114,40 +118,48 @@ public struct ZoneFileParser {
         try name(token, line: line)
     }
 
-    /// Seconds, or BIND's units: `1w2d3h4m5s`.
+    /// The largest TTL: RFC 2181 8 limits TTLs to 2^31 - 1 seconds.
+    static let maximumTTL = UInt64(Int32.max)
+
+    /// Seconds, or BIND's units: `1w2d3h4m5s`. ASCII digits only; every step is checked
+    /// against `maximumTTL`, so no number of terms can overflow.
     func ttl(_ text: String, line: Int) throws(ZoneFileError) -> UInt32 {
-        if let plain = UInt32(text) { return plain }
+        guard !text.isEmpty, text.utf8.count <= 64 else { throw fail(line, "bad TTL '\(text.prefix(64))'") }
         var total: UInt64 = 0
         var number: UInt64 = 0
         var sawDigit = false
-        for character in text.lowercased() {
-            if let digit = character.wholeNumberValue {
-                number = number * 10 + UInt64(digit)
+        for byte in text.utf8 {
+            if byte >= 0x30 && byte <= 0x39 {
+                number = number * 10 + UInt64(byte - 0x30)
                 sawDigit = true
-                guard number <= UInt64(UInt32.max) else { throw fail(line, "TTL '\(text)' is too large") }
+                guard number <= Self.maximumTTL else { throw fail(line, "TTL '\(text)' is too large (at most \(Self.maximumTTL) s)") }
                 continue
             }
             let unit: UInt64
-            switch character {
-            case "s": unit = 1
-            case "m": unit = 60
-            case "h": unit = 3600
-            case "d": unit = 86_400
-            case "w": unit = 604_800
+            switch byte | 0x20 {
+            case UInt8(ascii: "s"): unit = 1
+            case UInt8(ascii: "m"): unit = 60
+            case UInt8(ascii: "h"): unit = 3600
+            case UInt8(ascii: "d"): unit = 86_400
+            case UInt8(ascii: "w"): unit = 604_800
             default: throw fail(line, "bad TTL '\(text)'")
             }
             guard sawDigit else { throw fail(line, "bad TTL '\(text)'") }
+            // number ≤ 2^31 and unit < 2^20: the product and the sum stay far below 2^64.
             total += number * unit
+            guard total <= Self.maximumTTL else { throw fail(line, "TTL '\(text)' is too large (at most \(Self.maximumTTL) s)") }
             number = 0
             sawDigit = false
         }
         total += number
-        guard !text.isEmpty, total <= UInt64(Int32.max) else { throw fail(line, "bad TTL '\(text)'") }
-        return UInt32(total)
+        guard total <= Self.maximumTTL, let value = UInt32(exactly: total) else {
+            throw fail(line, "TTL '\(text)' is too large (at most \(Self.maximumTTL) s)")
+        }
+        return value
     }
 
     private func number<T: FixedWidthInteger>(_ token: ZoneTokenizer.Token?, _ what: String, line: Int) throws(ZoneFileError) -> T {
-        guard let token, !token.quoted, let value = T(token.text) else { throw fail(line, "expected \(what), got '\(token?.text ?? "end of record")'") }
+        guard let token, !token.quoted, token.text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = T(token.text) else { throw fail(line, "expected \(what), got '\(token?.text ?? "end of record")'") }
         return value
     }
 
@@ -204,7 +216,11 @@ public struct ZoneFileParser {
             return .txt(strings)
         case .caa:
             let flags: UInt8 = try number(next(), "CAA flags (0-255)", line: line)
-            guard let tag = next(), !tag.text.isEmpty, tag.text.allSatisfy({ $0.isLetter || $0.isNumber }) else { throw fail(line, "CAA needs a tag") }
+            // RFC 8659 4.1: the tag is 1 to 255 octets of ASCII letters and digits.
+            guard let tag = next(), !tag.quoted, (1...255).contains(tag.text.utf8.count),
+                  tag.text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) }) else {
+                throw fail(line, "CAA needs a tag of 1 to 255 ASCII letters and digits")
+            }
             guard let value = next() else { throw fail(line, "CAA needs a value") }
             return try end(.caa(flags: flags, tag: Array(tag.text.utf8), value: unescape(value.text, line: line)))
         case .opt, .axfr, .any:
@@ -215,7 +231,8 @@ public struct ZoneFileParser {
     }
 
     private func genericRData(_ type: DNSType, _ tokens: [ZoneTokenizer.Token], line: Int) throws(ZoneFileError) -> RData {
-        guard let lengthToken = tokens.first, let length = Int(lengthToken.text), length >= 0, length <= 65_535 else {
+        guard let lengthToken = tokens.first, (1...5).contains(lengthToken.text.utf8.count),
+              lengthToken.text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = Int(lengthToken.text), length <= 65_535 else {
             throw fail(line, "\\# needs a length")
         }
         let hex = tokens.dropFirst().map(\.text).joined()

@@ -187,8 +187,20 @@ enum FTPData {
         func next() -> EventLoopFuture<Int> {
             NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> ByteBuffer? in
                 var buffer = ByteBufferAllocator().buffer(capacity: 256 * 1024)
+                var failure: Int32 = 0
                 let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 256 * 1024) { raw in
-                    max(0, read(fd, raw.baseAddress, 256 * 1024))
+                    while true {
+                        let result = read(fd, raw.baseAddress, 256 * 1024)
+                        if result >= 0 { return result }
+                        if errno == EINTR { continue }
+                        failure = errno
+                        return 0
+                    }
+                }
+                // A read error is not the end of the file: the transfer failed (451), and the
+                // client must not take a short file for a whole one.
+                if failure != 0 {
+                    throw FTPTransferError(reply: "451 Cannot read the file (\(String(cString: strerror(failure)))).")
                 }
                 guard count > 0 else { return nil }
                 guard ascii else { return buffer }

@@ -171,7 +171,8 @@ final class FTPSession: LineSession {
         case "PORT": return activeMode(argument, extended: false)
         case "EPRT": return activeMode(argument, extended: true)
         case "REST":
-            guard let offset = Int(argument), offset >= 0 else { return fail("501 REST needs a byte offset.") }
+            guard (1...18).contains(argument.utf8.count), argument.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                  let offset = Int(argument) else { return fail("501 REST needs a byte offset.") }
             restart = offset
             return reply("350 Restart position accepted (\(offset)).")
         case "ABOR":
@@ -212,7 +213,7 @@ final class FTPSession: LineSession {
         guard account == nil else { return reply("230 Already logged in.") }
         guard let name = pendingUser else { return fail("503 Login with USER first.") }
         pendingUser = nil
-        if let user = settings.account(name), user.anonymous || user.password == password,
+        if let user = settings.account(name), user.anonymous || user.password.map({ Secret.equal($0, password) }) == true,
            let files = FTPFileSystem(root: user.home) {
             account = user
             self.files = files
@@ -341,21 +342,16 @@ final class FTPSession: LineSession {
 
     private func activeMode(_ argument: String, extended: Bool) -> [LineAction] {
         guard !epsvAll else { return fail("503 EPSV ALL is in force.") }
-        var host = ""
-        var port = 0
-        if extended {
-            // EPRT |1|132.235.1.2|6275| or |2|::1|6275| (RFC 2428 2).
-            guard let delimiter = argument.first else { return fail("501 Bad EPRT argument.") }
-            let fields = argument.split(separator: delimiter, omittingEmptySubsequences: false)
-            guard fields.count == 5, ["1", "2"].contains(fields[1]), let value = Int(fields[3]) else { return fail("501 Bad EPRT argument.") }
-            host = String(fields[2])
-            port = value
-        } else {
-            let numbers = argument.split(separator: ",").compactMap { Int($0.trimming(" ")) }
-            guard numbers.count == 6, numbers.allSatisfy({ (0...255).contains($0) }) else { return fail("501 Bad PORT argument.") }
-            host = numbers[0..<4].map(String.init).joined(separator: ".")
-            port = numbers[4] << 8 | numbers[5]
+        let target: FTPHostPort
+        do {
+            target = extended ? try FTPHostPort.parseEPRT(argument) : try FTPHostPort.parsePORT(argument)
+        } catch {
+            switch error {
+            case .family: return fail("522 Network protocol not supported, use (1,2)")
+            case .syntax: return fail(extended ? "501 Bad EPRT argument." : "501 Bad PORT argument.")
+            }
         }
+        let (host, port) = (target.host, target.port)
         guard let address = try? SocketAddress(ipAddress: host, port: port) else { return fail("501 Bad address.") }
         // No FTP bounce (RFC 2577 3): only the client's own address, and no privileged port.
         guard address.ipAddress == peer?.ipAddress || Self.sameHost(address, peer) else {
@@ -408,6 +404,11 @@ final class FTPSession: LineSession {
                 self.transferChannel = nil
                 channel.close(promise: nil)
                 after(failure == nil)
+                if let failure, !self.aborted {
+                    self.logger.warning("transfer failed", metadata: [
+                        "peer": "\(self.peer?.ipAddress ?? "?")", "user": "\(self.account?.name ?? "?")", "reply": "\(failure.reply)",
+                    ])
+                }
                 if self.aborted {
                     self.aborted = false
                     return [.reply("426 Connection closed; transfer aborted.\r\n"), .reply("226 Abort successful.\r\n")]
@@ -497,6 +498,13 @@ final class FTPSession: LineSession {
         let fd = open(path, flags | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return fail("553 Could not create file.") }
         if inPlace, verb != "APPE", offset > 0 {
+            // A restart resumes an upload: it cannot start past what is there (that would
+            // make a sparse file of any size), as ProFTPD and Pure-FTPd refuse too.
+            var info = stat()
+            guard fstat(fd, &info) == 0, offset <= Int(info.st_size) else {
+                close(fd)
+                return fail("554 Restart offset \(offset) is past the end of the file.")
+            }
             lseek(fd, off_t(offset), SEEK_SET)
             ftruncate(fd, off_t(offset))
         }

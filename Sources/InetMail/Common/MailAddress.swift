@@ -58,8 +58,11 @@ public struct MailAddress: Hashable, Sendable, CustomStringConvertible {
             while index < text.endIndex {
                 let character = text[index]
                 if character == "\\" {
+                    // quoted-pair = "\\" %d32-126 (RFC 5321 4.1.2), or any UTF-8 with SMTPUTF8:
+                    // an escaped control character is still a control character.
                     index = text.index(after: index)
                     guard index < text.endIndex else { return nil }
+                    guard text[index].unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else { return nil }
                     local.append(text[index])
                 } else if character == "\"" {
                     closed = true

@@ -1,3 +1,4 @@
+import InetCore
 import InetLine
 import NIOCore
 import NIOPosix
@@ -168,7 +169,7 @@ final class POP3Session: LineSession {
     private func login(_ name: String, password: String) -> [LineAction] {
         guard let loop = eventLoop else { return [] }
         let user = MailAddress.parse(Substring(name), utf8: true).flatMap { settings.users[$0.key] }
-        guard let user, constantTimeEqual(user.password, password) else {
+        guard let user, Secret.equal(user.password, password) else {
             let close = errors.spend()
             let reply = "-ERR [AUTH] invalid user name or password\r\n"
             let delay = TimeAmount.nanoseconds(Int64(settings.authDelay * 1e9))
@@ -252,15 +253,4 @@ final class POP3Session: LineSession {
             return [.reply("-ERR [SYS/TEMP] some deleted messages not removed\r\n"), .close]
         })]
     }
-}
-
-/// Compares two secrets without stopping at the first difference.
-func constantTimeEqual(_ lhs: String, _ rhs: String) -> Bool {
-    let a = Array(lhs.utf8)
-    let b = Array(rhs.utf8)
-    var difference = UInt8(a.count == b.count ? 0 : 1)
-    for index in 0..<max(a.count, b.count) {
-        difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
-    }
-    return difference == 0
 }

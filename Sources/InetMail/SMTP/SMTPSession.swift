@@ -155,6 +155,11 @@ final class SMTPSession: LineSession {
     private func hello(_ argument: Substring, extended: Bool) -> [LineAction] {
         let name = argument.split(separator: " ").first.map(String.init) ?? ""
         guard !name.isEmpty else { return fail("501 5.5.4 Syntax: \(extended ? "EHLO" : "HELO") hostname") }
+        // The name goes into the Received: header: no control characters (a lone CR would
+        // start a header line of the client's choosing), and no more than a domain's length.
+        guard name.utf8.count <= 255, !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            return fail("501 5.5.2 Error: invalid \(extended ? "EHLO" : "HELO") name")
+        }
         heloName = name
         self.extended = extended
         resetTransaction()

@@ -47,29 +47,36 @@ public struct OID: Hashable, Comparable, Sendable, CustomStringConvertible, Expr
         OID(components + more)
     }
 
-    /// The BER content octets (X.690 8.19).
+    /// The BER content octets (X.690 8.19). The first two arcs share one sub-identifier
+    /// (`first * 40 + second`), computed in 64 bits: `2.4294967295` is a valid OID whose first
+    /// sub-identifier does not fit in 32.
     func encodedContent() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(components.count + 4)
-        var values = components
-        if values.count >= 2 {
-            values = [values[0] * 40 + values[1]] + values.dropFirst(2)
-        } else if values.count == 1 {
-            values = [values[0] * 40]
-        }
-        for value in values {
-            var stack: [UInt8] = [UInt8(value & 0x7F)]
+        func append(_ value: UInt64) {
+            var stack: [UInt8] = [UInt8(truncatingIfNeeded: value & 0x7F)]
             var rest = value >> 7
             while rest > 0 {
-                stack.append(UInt8(rest & 0x7F) | 0x80)
+                stack.append(UInt8(truncatingIfNeeded: rest & 0x7F) | 0x80)
                 rest >>= 7
             }
             out.append(contentsOf: stack.reversed())
         }
+        switch components.count {
+        case 0:
+            break
+        case 1:
+            append(UInt64(components[0]) * 40)
+        default:
+            append(UInt64(components[0]) * 40 + UInt64(components[1]))
+            for value in components.dropFirst(2) { append(UInt64(value)) }
+        }
         return out
     }
 
-    /// Decodes BER content octets; nil for truncated or oversized sub-identifiers.
+    /// Decodes BER content octets; nil for truncated or oversized sub-identifiers. The first
+    /// sub-identifier holds two arcs and may reach `2 * 40 + UInt32.max`; every later one must
+    /// fit in 32 bits (RFC 2578 7.1.3).
     init?(encodedContent bytes: ArraySlice<UInt8>) {
         guard !bytes.isEmpty else { return nil }
         var values: [UInt32] = []
@@ -78,16 +85,17 @@ public struct OID: Hashable, Comparable, Sendable, CustomStringConvertible, Expr
         for byte in bytes {
             if !inProgress, byte == 0x80 { return nil }  // X.690 8.19.2: no leading 0x80
             current = (current << 7) | UInt64(byte & 0x7F)
-            guard current <= UInt64(UInt32.max) + 80 else { return nil }
+            let limit = values.isEmpty ? UInt64(UInt32.max) + 80 : UInt64(UInt32.max)
+            guard current <= limit else { return nil }
             inProgress = byte & 0x80 != 0
             if !inProgress {
                 if values.isEmpty {
                     let first = min(current / 40, 2)
-                    let second = current - first * 40
-                    guard second <= UInt64(UInt32.max) else { return nil }
-                    values = [UInt32(first), UInt32(second)]
+                    guard let second = UInt32(exactly: current - first * 40), let arc = UInt32(exactly: first) else { return nil }
+                    values = [arc, second]
                 } else {
-                    values.append(UInt32(current))
+                    guard let value = UInt32(exactly: current) else { return nil }
+                    values.append(value)
                 }
                 current = 0
             }

@@ -168,19 +168,24 @@ extension SNMPMessage {
     }
 
     static func signed(_ bytes: ArraySlice<UInt8>) throws(SNMPDecodeError) -> Int64 {
-        guard !bytes.isEmpty, bytes.count <= 8 else { throw .malformed("INTEGER of \(bytes.count) octets") }
-        var value: Int64 = bytes.first! & 0x80 != 0 ? -1 : 0
+        guard let first = bytes.first, bytes.count <= 8 else { throw .malformed("INTEGER of \(bytes.count) octets") }
+        var value: Int64 = first & 0x80 != 0 ? -1 : 0
         for byte in bytes { value = (value << 8) | Int64(byte) }
         return value
     }
 
     static func unsigned(_ bytes: ArraySlice<UInt8>, bits: Int) throws(SNMPDecodeError) -> UInt64 {
-        guard !bytes.isEmpty, bytes.first! & 0x80 == 0 || bytes.count == 0 else { throw .malformed("negative unsigned value") }
+        guard let first = bytes.first, first & 0x80 == 0 else { throw .malformed(bytes.isEmpty ? "empty unsigned value" : "negative unsigned value") }
         var trimmed = bytes
         while trimmed.count > 1, trimmed.first == 0 { trimmed = trimmed.dropFirst() }
         guard trimmed.count <= bits / 8 else { throw .malformed("unsigned value over \(bits) bits") }
         var value: UInt64 = 0
         for byte in trimmed { value = (value << 8) | UInt64(byte) }
+        return value
+    }
+
+    static func unsigned32(_ bytes: ArraySlice<UInt8>) throws(SNMPDecodeError) -> UInt32 {
+        guard let value = UInt32(exactly: try unsigned(bytes, bits: 32)) else { throw .malformed("unsigned value over 32 bits") }
         return value
     }
 
@@ -198,9 +203,9 @@ extension SNMPMessage {
         case SNMPTag.ipAddress:
             guard bytes.count == 4 else { throw .malformed("IpAddress of \(bytes.count) octets") }
             return .ipAddress(Array(bytes))
-        case SNMPTag.counter32: return .counter32(UInt32(try unsigned(bytes, bits: 32)))
-        case SNMPTag.gauge32: return .gauge32(UInt32(try unsigned(bytes, bits: 32)))
-        case SNMPTag.timeTicks: return .timeTicks(UInt32(try unsigned(bytes, bits: 32)))
+        case SNMPTag.counter32: return .counter32(try unsigned32(bytes))
+        case SNMPTag.gauge32: return .gauge32(try unsigned32(bytes))
+        case SNMPTag.timeTicks: return .timeTicks(try unsigned32(bytes))
         case SNMPTag.opaque: return .opaque(Array(bytes))
         case SNMPTag.counter64: return .counter64(try unsigned(bytes, bits: 64))
         case SNMPTag.noSuchObject: return .noSuchObject
