@@ -235,6 +235,32 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The fuzz targets' harnesses (Fuzz/): each takes bytes as a peer or a file would send
+        // them and checks what must hold. Replayed over the seed corpus and every crash ever
+        // found by FuzzRegressionTests in the ordinary test run; driven by libFuzzer in
+        // `inetkit-fuzz`, which exists only when the package is built for fuzzing (below).
+        .target(
+            name: "InetFuzzHarness",
+            dependencies: [
+                "InetCore", "InetSimple", "InetHTTP", "InetDNS", "InetMail", "InetSNMP", "InetFTP", "InetLine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Fuzz/Sources/InetFuzzHarness",
+            swiftSettings: httpSwiftSettings
+        ),
+        .testTarget(
+            name: "FuzzRegressionTests",
+            dependencies: ["InetFuzzHarness"],
+            path: "Fuzz/Tests/FuzzRegressionTests",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
@@ -253,3 +279,25 @@ let package = Package(
         ),
     ]
 )
+
+// `INETKIT_FUZZ=1 swift build --scratch-path .build-fuzz --product inetkit-fuzz` (what
+// scripts/fuzz runs): InetKit's own modules are built with libFuzzer's coverage and
+// AddressSanitizer, their dependencies as usual, and the libFuzzer driver is added. An
+// ordinary build never sees any of it.
+if Context.environment["INETKIT_FUZZ"] != nil {
+    let sanitizers: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    for target in package.targets where target.type == .regular {
+        target.swiftSettings = (target.swiftSettings ?? []) + sanitizers
+    }
+    package.targets += [
+        .target(name: "CFuzzerDriver", path: "Fuzz/Sources/CFuzzerDriver"),
+        .executableTarget(
+            name: "inetkit-fuzz",
+            dependencies: ["InetFuzzHarness", "CFuzzerDriver"],
+            path: "Fuzz/Sources/inetkit-fuzz",
+            swiftSettings: swiftSettings + sanitizers,
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]
+        ),
+    ]
+    package.products += [.executable(name: "inetkit-fuzz", targets: ["inetkit-fuzz"])]
+}

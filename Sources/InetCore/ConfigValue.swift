@@ -98,10 +98,14 @@ public struct ConfigReader: Sendable {
     public let path: String
     private let entries: [(key: String, value: ConfigValue)]
     private let line: Int
+    /// The map as read (equal to another reader's when the same keys have the same values,
+    /// wherever they stand in the file): how a reload tells what changed.
+    public let value: ConfigValue
 
     public init(_ value: ConfigValue, file: String, path: String) throws(ConfigError) {
         self.file = file
         self.path = path
+        self.value = value
         switch value {
         case .map(let entries, let line):
             self.entries = entries

@@ -9,7 +9,9 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
-    private let service: any InetService
+    /// The service of the configuration generation in force; replaced when a reload makes a
+    /// new one (SNMP communities, DNS zones), checked with one atomic load per datagram.
+    private var service: any InetService
     private let name: String
     private let counters: ServiceCounters
     private let logger: Logger
@@ -110,7 +112,8 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     private func refreshLimits() {
         let generation = limitsBox.generation
         guard generation != limitsGeneration else { return }
-        let (current, latest) = limitsBox.current
+        let (current, service, latest) = limitsBox.snapshot
+        self.service = service
         limiter.withLockedValue {
             $0.rate = current.udpRate
             $0.burst = current.udpBurst

@@ -119,6 +119,8 @@ public struct PlannedService: Sendable {
     public var port: Int
     public var transports: [Transport]
     public var limits: Limits
+    /// `services.<name>` as the file gives it (nil when the file does not mention the service).
+    public var options: ConfigValue?
 }
 
 /// Everything the host needs to run: the config file and the command line resolved together.
@@ -195,7 +197,7 @@ public struct HostPlan: Sendable {
             services.append(PlannedService(
                 descriptor: descriptor, service: service, enabled: enabled,
                 port: portPlan.port(wellKnown: descriptor.wellKnownPort, configured: explicitPort),
-                transports: transports, limits: limits))
+                transports: transports, limits: limits, options: reader?.value))
         }
         return HostPlan(bindAddresses: bind, portPlan: portPlan, shutdownGrace: config.shutdownGrace, dataDirectory: config.dataDirectory, services: services, directory: directory)
     }

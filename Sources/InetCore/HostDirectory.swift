@@ -9,24 +9,38 @@ import Synchronization
 /// What a status page or the SNMP agent may know of the host: every service, where it listens,
 /// and its counters. Created with the plan and attached to the host when the host starts, so
 /// services can hold it before the host exists.
+///
+/// A reload makes new services from a new plan; if that plan brought a directory of its own,
+/// the host makes it follow the one it started with (`follow(_:)`), so every generation of
+/// services sees the same host: the same services, counters, start time and changes.
 public final class HostDirectory: Sendable {
     private let source = NIOLockedValueBox<(@Sendable () -> [ServiceStatus])?>(nil)
-    /// When the host started (seconds since 1970), for uptime.
-    public let started: Double
+    private let leader = NIOLockedValueBox<HostDirectory?>(nil)
+    private let ownStart: Double
 
     public init() {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        started = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        ownStart = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
     private let changes = Synchronization.Atomic<Int>(0)
 
+    /// The directory this one stands for, if any (one level: the host's own never follows).
+    private var followed: HostDirectory? { leader.withLockedValue { $0 } }
+
+    /// When the host started (seconds since 1970), for uptime.
+    public var started: Double { followed?.started ?? ownStart }
+
     /// Changes whenever a service starts or stops listening: a cheap check for whoever keeps
     /// something derived from `services()` (the DNS service's built-in zone).
-    public var generation: Int { changes.load(ordering: .acquiring) }
+    public var generation: Int {
+        if let followed { return followed.generation }
+        return changes.load(ordering: .acquiring)
+    }
 
     func listenersChanged() {
+        if let followed { return followed.listenersChanged() }
         changes.wrappingAdd(1, ordering: .releasing)
     }
 
@@ -34,8 +48,15 @@ public final class HostDirectory: Sendable {
         source.withLockedValue { $0 = provider }
     }
 
+    /// From now on, answer as `other` does.
+    func follow(_ other: HostDirectory) {
+        guard other !== self else { return }
+        leader.withLockedValue { $0 = other.followed ?? other }
+    }
+
     /// Every service of the plan, in plan order (empty before the host starts).
     public func services() -> [ServiceStatus] {
+        if let followed { return followed.services() }
         let provider: (@Sendable () -> [ServiceStatus])? = source.withLockedValue { $0 }
         guard let provider else { return [] }
         return provider()

@@ -18,6 +18,8 @@ public final class InetHost: Sendable {
     public let group: any EventLoopGroup
     private let logger: Logger
     private let state: NIOLockedValueBox<State>
+    /// The directory of the plan the host started with; the directories of later plans follow it.
+    public let directory: HostDirectory
 
     private struct State {
         var plan: HostPlan
@@ -29,6 +31,7 @@ public final class InetHost: Sendable {
     public init(plan: HostPlan, group: any EventLoopGroup, logger: Logger) {
         self.group = group
         self.logger = logger
+        directory = plan.directory
         let runtimes = plan.services.map { ServiceRuntime(planned: $0, directory: plan.directory) }
         self.state = NIOLockedValueBox(State(plan: plan, addresses: plan.bindAddresses, runtimes: runtimes))
         plan.directory.attach { () -> [ServiceStatus] in
@@ -102,8 +105,12 @@ public final class InetHost: Sendable {
     public func apply(_ newPlan: HostPlan) async -> [String] {
         var messages: [String] = []
         let (old, addresses, runtimes) = state.withLockedValue { ($0.plan, $0.addresses, $0.runtimes) }
+        // The new services were made with the new plan's directory: it answers as the host's.
+        newPlan.directory.follow(directory)
         if newPlan.bindAddresses != old.bindAddresses { messages.append("bind addresses changed: takes effect after a restart") }
         if newPlan.portPlan != old.portPlan { messages.append("port offset changed: takes effect after a restart") }
+        if newPlan.shutdownGrace != old.shutdownGrace { messages.append("shutdown_grace: \(old.shutdownGrace) s → \(newPlan.shutdownGrace) s") }
+        if newPlan.dataDirectory != old.dataDirectory { messages.append("data_dir changed to \(newPlan.dataDirectory) (for the services' new files)") }
         for planned in newPlan.services {
             guard let runtime = runtimes.first(where: { $0.name == planned.descriptor.name }) else { continue }
             let previous = runtime.plan
@@ -115,6 +122,9 @@ public final class InetHost: Sendable {
                 next.transports = previous.transports
             }
             if planned.limits != previous.limits { messages.append("\(runtime.name): limits updated") }
+            if planned.options != previous.options, planned.enabled, listening {
+                messages.append("\(runtime.name): options changed (new connections and datagrams use them)")
+            }
             runtime.replacePlan(next)
             if planned.enabled && !listening {
                 do {
@@ -211,7 +221,7 @@ public final class InetHost: Sendable {
             }
         }
         runtime.listeners.withLockedValue { $0 = bound }
-        state.withLockedValue { $0.plan.directory }.listenersChanged()
+        directory.listenersChanged()
     }
 
     /// Binds one transport on every address, with one port for all of them: with port 0 the

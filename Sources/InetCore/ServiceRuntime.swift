@@ -19,6 +19,11 @@ public final class LimitsBox: Sendable {
         state.withLockedValue { ($0.0, $0.2) }
     }
 
+    /// Limits, service and generation read together: one generation's, never a mix.
+    var snapshot: (limits: Limits, service: any InetService, generation: Int) {
+        state.withLockedValue { ($0.0, $0.1, $0.2) }
+    }
+
     var service: any InetService {
         state.withLockedValue { $0.1 }
     }

@@ -91,7 +91,9 @@ struct ServeCommand: AsyncParsableCommand {
         let host = InetHost(plan: plan, group: group, logger: logger)
         let portsFile = self.portsFile
         let reloadPlan: @Sendable () throws -> HostPlan = { [self] in
-            try HostPlan.make(config: try loadConfig(), overrides: overrides, catalog: serviceCatalog, canBindPrivilegedPorts: privileged)
+            // The new services see the same host (status pages, SNMP, built-in zone, uptime).
+            try HostPlan.make(config: try loadConfig(), overrides: overrides, catalog: serviceCatalog, canBindPrivilegedPorts: privileged,
+                              directory: host.directory)
         }
         let hostService = HostService(
             host: host, logger: logger, reloadPlan: reloadPlan,

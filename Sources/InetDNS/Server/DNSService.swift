@@ -53,6 +53,12 @@ public struct DNSService: InetService {
         zones = loaded.isEmpty ? .builtIn(BuiltInZone(host: options.host)) : .fixed(Authority(zones: loaded))
     }
 
+    /// Serves these zones (tests and fuzzing; the host makes the service from its options).
+    init(zones: [Zone], transferFrom: [CIDR]) {
+        self.zones = .fixed(Authority(zones: zones))
+        self.transferFrom = transferFrom
+    }
+
     public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
         // The common case: a plain query whose answer is cached. The reply is the cached bytes
         // with this query's ID and question (its letter case) written over them, built straight

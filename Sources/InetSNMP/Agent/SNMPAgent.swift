@@ -56,6 +56,19 @@ final class SNMPCounters: Sendable {
         return entries.map { VarBind(MIBOID.snmp.appending($0.0, 0), $0.1) }
     }
 
+    /// Keeps each directory too, so that its identifier is never reused for another host.
+    private static let perHost = NIOLockedValueBox<[ObjectIdentifier: (HostDirectory, SNMPCounters)]>([:])
+
+    /// The counters of the host `directory` describes (made on first use).
+    static func shared(for directory: HostDirectory) -> SNMPCounters {
+        perHost.withLockedValue { table in
+            if let existing = table[ObjectIdentifier(directory)] { return existing.1 }
+            let made = SNMPCounters()
+            table[ObjectIdentifier(directory)] = (directory, made)
+            return made
+        }
+    }
+
     static let objects: [OID] = [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 24, 25, 26, 27, 28, 29, 30, 31, 32]
         .map { MIBOID.snmp.appending($0) }
 }
@@ -112,7 +125,9 @@ final class SystemStrings: Sendable {
 /// What the agent answers: the MIB and the PDU rules of RFC 1157 (v1) and RFC 3416 (v2c).
 final class SNMPAgent: Sendable {
     let communities: [Community]
-    let counters = SNMPCounters()
+    /// The snmp group's counters: one set per host, so a reload (which makes a new agent)
+    /// does not reset snmpInPkts and the others, as net-snmp keeps them over SIGHUP.
+    let counters: SNMPCounters
     let system: SystemStrings
     let host: HostDirectory
     let description: String
@@ -126,6 +141,7 @@ final class SNMPAgent: Sendable {
         self.system = system
         self.host = host
         self.maximumMessageSize = maximumMessageSize
+        counters = SNMPCounters.shared(for: host)
         var names = utsname()
         uname(&names)
         func field<T>(_ value: T) -> String {

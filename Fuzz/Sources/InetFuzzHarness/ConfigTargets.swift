@@ -1,0 +1,25 @@
+#if DEBUG
+import InetCore
+import InetDNS
+import InetFTP
+import InetHTTP
+import InetMail
+import InetSNMP
+import InetSimple
+
+enum ConfigTargets {
+    static let catalog: [ServiceDescriptor] = SimpleServices.catalog + [
+        FTPService.descriptor, SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor,
+        SNMPService.descriptor, HTTPSService.descriptor,
+    ]
+
+    /// The YAML configuration: parsed, checked against the catalog, and made into a plan (every
+    /// service created from its options). A bad file is a `ConfigError`, never a trap.
+    static let config = FuzzTarget(name: "config", summary: "the YAML configuration file: parse and plan every service", maximumLength: 16_384) { bytes in
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let config = try? HostConfig.parse(yaml: text, file: "fuzz.yaml", catalog: catalog) else { return nil }
+        _ = try? HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: false)
+        return nil
+    }
+}
+#endif

@@ -1,0 +1,104 @@
+#if DEBUG
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import HTTPTypes
+import Hummingbird
+import InetCore
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+@testable import InetHTTP
+
+enum HTTPTargets {
+    /// `Range` against a file size: a range the site serves lies inside the file.
+    static let range = FuzzTarget(name: "http-range", summary: "the Range header against a file size", maximumLength: 1024) { bytes in
+        var input = FuzzInput(bytes)
+        let size = Int(input.byte()) << 24 | input.uint16() << 8 | Int(input.byte())
+        let header = String(decoding: input.rest(), as: UTF8.self)
+        switch ByteRange.decide(header, size: size) {
+        case .satisfiable(let range):
+            guard range.lowerBound >= 0, range.upperBound < size else { return "range \(range) outside a file of \(size) bytes" }
+        case .ignore, .unsatisfiable:
+            break
+        }
+        return nil
+    }
+
+    /// A request target resolved in the site folder: what is found is inside it.
+    static let path = FuzzTarget(name: "http-path", summary: "request paths: percent-decoding, .. and links, resolved in a site folder", maximumLength: 2048) { bytes in
+        let root = SitePath.realPath(FuzzSandbox.site) ?? FuzzSandbox.site
+        let raw = String(decoding: bytes, as: UTF8.self)
+        guard case .success(let decoded) = SitePath.check(rawPath: Substring(raw)) else { return nil }
+        if case .found(let path, _) = SitePath.resolve(decoded, root: root), !FuzzSandbox.insideSite(path, root: root) {
+            return "\(raw) resolved to \(path), outside \(root)"
+        }
+        return nil
+    }
+
+    static let site: Site = {
+        var settings = try! HTTPSettings(options: ServiceOptions(reader: nil, dataDirectory: FuzzSandbox.root, configDirectory: ""))
+        settings.root = FuzzSandbox.site
+        return Site(settings: settings, host: HostDirectory(), logger: .init(label: "fuzz"))
+    }()
+
+    /// A request head as a client sends it, parsed by the server's HTTP/1 decoder and answered
+    /// by the fast path and by the router (the path guard, ranges, conditionals, listings).
+    static let request = FuzzTarget(name: "http-request", summary: "an HTTP/1 request head: parsed, then answered by the fast path and the router", maximumLength: 8192) { bytes in
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
+        guard (try? channel.pipeline.syncOperations.addHandlers([
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+            HTTP1ToHTTPServerCodec(secure: false),
+        ])) != nil else { return nil }
+        guard (try? channel.writeInbound(ByteBuffer(bytes: bytes))) != nil else { return nil }
+        var heads: [HTTPRequest] = []
+        while let part = try? channel.readInbound(as: HTTPRequestPart.self) {
+            if case .head(let head) = part { heads.append(head) }
+        }
+        for head in heads.prefix(4) {
+            if let old = try? HTTPRequestHead(head), let answer = site.fastPath?.answer(old) {
+                if case .file(let handle, _) = answer.body { try? handle.close() }
+                guard answer.head.status.code < 500 else { return "the fast path answered \(answer.head.status)" }
+            }
+            let response = Blocking.wait { await site.respond(Request(head: head, body: RequestBody(buffer: ByteBuffer())), channel: channel) }
+            guard response.status.code != 500 else { return "the router answered 500 for \(head)" }
+            if response.status == .partialContent {
+                guard let range = response.headers[.contentRange], range.hasPrefix("bytes ") else { return "206 without Content-Range" }
+            }
+        }
+        return nil
+    }
+}
+
+extension HTTPRequestHead {
+    /// The NIOHTTP1 head the fast path reads, from swift-http-types' request.
+    init(_ request: HTTPRequest) throws {
+        var headers = HTTPHeaders()
+        for field in request.headerFields { headers.add(name: field.name.rawName, value: field.value) }
+        self.init(version: .http1_1, method: HTTPMethod(rawValue: request.method.rawValue), uri: request.path ?? "/", headers: headers)
+    }
+}
+
+/// Runs async work to its end from synchronous fuzzing code.
+enum Blocking {
+    static func wait<T: Sendable>(_ work: @escaping @Sendable () async -> T) -> T {
+        let semaphore = DispatchSemaphore(value: 0)
+        let box = ResultBox<T>()
+        Task {
+            box.value = await work()
+            semaphore.signal()
+        }
+        semaphore.wait()
+        return box.value!
+    }
+
+    /// Written by one task before the semaphore is signalled, read after it: ordered by it.
+    private final class ResultBox<T>: @unchecked Sendable {
+        var value: T?
+    }
+}
+#endif

@@ -1,0 +1,35 @@
+#if DEBUG
+import InetCore
+import NIOCore
+@testable import InetSNMP
+
+enum SNMPTargets {
+    /// BER and the message structure: what decodes, encodes, and decodes to the same message.
+    static let message = FuzzTarget(name: "snmp-message", summary: "SNMP v1/v2c messages in BER: decode, encode, decode again", maximumLength: 65_507) { bytes in
+        guard let message = try? SNMPMessage.decode(bytes) else { return nil }
+        let encoded = message.encode()
+        guard let again = try? SNMPMessage.decode(encoded) else { return "an encoded message does not decode" }
+        guard again == message else { return "decode → encode → decode changed the message" }
+        return nil
+    }
+
+    static let agent = SNMPAgent(
+        communities: [
+            Community(name: Array("public".utf8), access: .read, from: []),
+            Community(name: Array("private".utf8), access: .write, from: [CIDR("127.0.0.0/8")!]),
+        ],
+        system: SystemStrings(defaults: .init(contact: "fuzz", name: "fuzz", location: "fuzz"), file: nil),
+        host: HostDirectory(), maximumMessageSize: 1472)
+
+    /// The agent's answer to a datagram from 127.0.0.1 (communities `public` and `private`).
+    static let reply = FuzzTarget(name: "snmp-reply", summary: "the SNMP agent's answer to one datagram (GET, GETNEXT, GETBULK, SET)", maximumLength: 4096) { bytes in
+        let source = try! SocketAddress(ipAddress: "127.0.0.1", port: 1161)
+        guard let answer = agent.respond(to: bytes, from: source) else { return nil }
+        guard answer.count <= agent.maximumMessageSize else { return "a response over max_message_size" }
+        guard let response = try? SNMPMessage.decode(answer) else { return "a response does not decode" }
+        guard response.pdu.type == .response else { return "an answer that is not a Response-PDU" }
+        if let request = try? SNMPMessage.decode(bytes), request.pdu.requestID != response.pdu.requestID { return "a response with another request-id" }
+        return nil
+    }
+}
+#endif

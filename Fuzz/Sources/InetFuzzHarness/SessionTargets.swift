@@ -1,0 +1,5 @@
+#if DEBUG
+enum SessionTargets {
+    static let all: [FuzzTarget] = []
+}
+#endif
