@@ -156,7 +156,7 @@ public final class InetHost: Sendable {
         if open > 0 {
             logger.info("waiting for open connections to finish", metadata: ["connections": "\(open)", "grace_s": "\(grace)"])
         }
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(grace * 1e9))
+        let deadline = NIODeadline.now() + .seconds(clamping: grace)
         while openConnections > 0 && NIODeadline.now() < deadline {
             try? await Task.sleep(nanoseconds: 20_000_000)
         }

@@ -13,10 +13,14 @@ public struct Limits: Sendable, Equatable {
     public var udpMaxSources: Int = 65_536
     /// `max_datagram`: the largest UDP datagram read whole (bytes); larger ones are truncated by the kernel.
     public var maxDatagram: Int = 65_536
+    /// `max_pending_output`: bytes a TCP connection may have written but not yet taken by its
+    /// peer before the service stops answering and stops reading it (the channel's write
+    /// buffer high-water mark; reading resumes below half of it).
+    public var maxPendingOutput: Int = 256 * 1024
 
     public init() {}
 
-    static let keys: Set<String> = ["max_connections", "idle_timeout", "udp_rate", "udp_burst", "udp_max_sources", "max_datagram"]
+    static let keys: Set<String> = ["max_connections", "idle_timeout", "udp_rate", "udp_burst", "udp_max_sources", "max_datagram", "max_pending_output"]
 
     /// Applies whatever limit keys `reader` holds on top of `self`.
     func overridden(by reader: ConfigReader) throws(ConfigError) -> Limits {
@@ -27,6 +31,7 @@ public struct Limits: Sendable, Equatable {
         if let value = try reader.seconds("udp_burst", range: 1...10_000_000) { limits.udpBurst = value }
         if let value = try reader.int("udp_max_sources", range: 16...10_000_000) { limits.udpMaxSources = value }
         if let value = try reader.int("max_datagram", range: 512...65_536) { limits.maxDatagram = value }
+        if let value = try reader.int("max_pending_output", range: 4096...(64 << 20)) { limits.maxPendingOutput = value }
         return limits
     }
 }

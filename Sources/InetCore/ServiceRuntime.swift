@@ -134,9 +134,15 @@ final class ServiceRuntime: Sendable {
                 connections.withLockedValue { _ = $0.removeValue(forKey: id) }
             }
         }
-        let idle = TimeAmount.nanoseconds(Int64(limits.idleTimeout * 1e9))
+        let idle = TimeAmount.seconds(clamping: limits.idleTimeout)
+        // Output never outruns the peer: past `max_pending_output` unsent bytes the channel
+        // turns unwritable, the services stop answering, and BackPressureHandler stops
+        // reading until the peer has taken half of it.
+        let high = limits.maxPendingOutput
+        try channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: high / 2, high: high))
         try sync.addHandler(IdleStateHandler(allTimeout: idle))
         try sync.addHandler(ConnectionAccountingHandler(counters: counters, logger: logger, peer: peer?.logDescription ?? "?", onActive: onActive))
+        try sync.addHandler(BackPressureHandler())
         return true
     }
 

@@ -61,6 +61,6 @@ struct AccessLog: Sendable {
         var parts = tm()
         gmtime_r(&now, &parts)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(two(parts.tm_mday))/\(months[Int(parts.tm_mon)])/\(parts.tm_year + 1900):\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
+        return "\(two(parts.tm_mday))/\(months[Int(parts.tm_mon)])/\(Int(parts.tm_year) + 1900):\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
     }
 }

@@ -16,12 +16,98 @@ struct RequestLine: Sendable {
     var keepAlive: Bool
 }
 
+/// Feeds the connection's bytes to the HTTP decoder in slices, and only while the front
+/// handler can take more requests (`HTTP1FrontHandler.isReady`): the channel is writable, no
+/// parsed request waits, and few enough are in the async path. A pipelining client that
+/// never reads its responses so costs one socket buffer, what one read cycle brought in, and
+/// the requests parsed from one slice: never a response per request it sent.
+final class HTTPInputGate: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// The most bytes handed to the decoder at once.
+    static var slice: Int { 4096 }
+    /// Slices handed on in one turn of the event loop before yielding to other connections.
+    static var slicesPerTurn: Int { 16 }
+
+    weak var front: HTTP1FrontHandler?
+    private let later = LaterTurn()
+    private var buffer: ByteBuffer?
+    private var readHeld = false
+    private var pumping = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if buffer == nil {
+            buffer = incoming
+        } else {
+            buffer!.discardReadBytes()
+            buffer!.writeBuffer(&incoming)
+        }
+        pump(context: context)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if buffer != nil {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    /// The front handler can take requests again.
+    func resume() {
+        guard let context else { return }
+        if pump(context: context) { context.fireChannelReadComplete() }
+    }
+
+    /// Forwards slices while the front handler is ready; reads again once all is forwarded.
+    @discardableResult
+    private func pump(context: ChannelHandlerContext) -> Bool {
+        guard !pumping else { return false }
+        pumping = true
+        defer { pumping = false }
+        var forwarded = 0
+        while buffer != nil, front?.isReady(context.channel) ?? true {
+            guard forwarded < Self.slicesPerTurn else {
+                // Yield to the other connections on this loop; go on in a later turn.
+                later.schedule(on: context.eventLoop) { self.resume() }
+                return true
+            }
+            let count = min(Self.slice, buffer!.readableBytes)
+            guard let piece = buffer!.readSlice(length: count) else { break }
+            if buffer!.readableBytes == 0 { buffer = nil }
+            forwarded += 1
+            context.fireChannelRead(wrapInboundOut(piece))
+        }
+        if readHeld, buffer == nil {
+            readHeld = false
+            context.read()
+        }
+        return forwarded > 0
+    }
+}
+
 /// Sits between NIO's HTTP/1 codec and the HTTP-types codec:
 /// - answers simple requests for small files itself, on the event loop (`StaticFastPath`),
 ///   but only while no request is in the async path, so answers stay in request order;
 /// - remembers each forwarded request's version and keep-alive (swift-http-types drops them);
 /// - closes a connection whose client takes longer than `header_timeout` to send a request
-///   head (slowloris), or to send the next one on a kept-alive connection.
+///   head (slowloris), or to send the next one on a kept-alive connection;
+/// - takes a pipelined request only while its answer can be written: while the channel is not
+///   writable, or `maximumOutstanding` requests wait in the async path, parsed requests queue
+///   here (at most one `HTTPInputGate` slice of them) and the gate stops feeding the decoder.
 final class HTTP1FrontHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -39,12 +125,25 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
     private var pending: (request: HTTPRequestHead, answer: StaticFastPath.Answer, started: NIODeadline)?
     private var needsFlush = false
     private var closing = false
+    /// Parsed request parts not taken yet, in order.
+    private var queue = CircularBuffer<HTTPServerRequestPart>()
+    private var draining = false
+    private let gate: HTTPInputGate
 
-    init(lines: NIOLockedValueBox<[RequestLine]>, headerTimeout: TimeAmount, fastPath: StaticFastPath?, accessLog: AccessLog) {
+    /// Requests in the async path (pipelined behind one being answered) before more queue.
+    static var maximumOutstanding: Int { 16 }
+
+    init(lines: NIOLockedValueBox<[RequestLine]>, headerTimeout: TimeAmount, fastPath: StaticFastPath?, accessLog: AccessLog, gate: HTTPInputGate) {
         self.lines = lines
         self.headerTimeout = headerTimeout
         self.fastPath = fastPath
         self.accessLog = accessLog
+        self.gate = gate
+    }
+
+    /// Whether another request head can be taken now.
+    func isReady(_ channel: any Channel) -> Bool {
+        queue.isEmpty && channel.isWritable && outstanding < Self.maximumOutstanding
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -60,7 +159,53 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        // A head waits while its answer could not be written; whatever follows a waiting
+        // part waits behind it. Bodies and ends of a request already taken go on.
+        if !queue.isEmpty || (isHead(part) && !isReady(context.channel)) {
+            queue.append(part)
+            return
+        }
+        take(part, context: context)
+    }
+
+    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
+        if case .head = part { return true }
+        return false
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { drain(context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Takes queued parts while heads can be taken; then lets the gate feed the decoder again.
+    private func drain(context: ChannelHandlerContext) {
+        guard !draining else { return }
+        draining = true
+        var took = false
+        while let part = queue.first, !closing {
+            if isHead(part), !(context.channel.isWritable && outstanding < Self.maximumOutstanding) { break }
+            queue.removeFirst()
+            took = true
+            take(part, context: context)
+        }
+        if closing { queue.removeAll() }
+        draining = false
+        if took {
+            // What the async path was handed is delivered at read-complete.
+            context.fireChannelReadComplete()
+            if needsFlush {
+                needsFlush = false
+                context.flush()
+            }
+        }
+        if queue.isEmpty, !closing { gate.resume() }
+    }
+
+    private func take(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        let data = wrapInboundOut(part)
+        switch part {
         case .head(let head):
             timer?.cancel()
             timer = nil
@@ -74,7 +219,6 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
         case .body:
             if pending != nil { return }
         case .end:
-            arm(context: context)
             if let (request, answer, started) = pending {
                 pending = nil
                 send(answer, for: request, started: started, context: context)
@@ -104,6 +248,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
             done.futureResult.whenComplete { _ in try? handle.close() }
         }
         context.write(wrapOutboundOut(.end(nil)), promise: done)
+        done.futureResult.assumeIsolated().whenComplete { _ in self.responseSent(context: context) }
         needsFlush = true
         accessLog.record(peer: context.channel.remoteAddress, method: request.method.rawValue, target: request.uri, version: request.version,
                          referer: request.headers.first(name: "referer"), agent: request.headers.first(name: "user-agent"),
@@ -124,8 +269,26 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { outstanding = max(0, outstanding - 1) }
-        context.write(data, promise: promise)
+        guard case .end = unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
+        }
+        outstanding = max(0, outstanding - 1)
+        if outstanding == Self.maximumOutstanding - 1 || (outstanding == 0 && !queue.isEmpty) {
+            // Room in the async path again: take what waits, after this write.
+            context.eventLoop.assumeIsolated().execute { self.drain(context: context) }
+        }
+        let sent = promise ?? context.eventLoop.makePromise()
+        sent.futureResult.assumeIsolated().whenComplete { _ in self.responseSent(context: context) }
+        context.write(data, promise: sent)
+    }
+
+    /// A response has reached the socket: with no request in hand, the client has
+    /// `header_timeout` to send the next head. (Timed from here, not from the request, so a
+    /// download longer than the timeout is never cut off.)
+    private func responseSent(context: ChannelHandlerContext) {
+        guard !closing, outstanding == 0, pending == nil, queue.isEmpty else { return }
+        arm(context: context)
     }
 
     private func arm(context: ChannelHandlerContext) {
@@ -151,14 +314,19 @@ struct HTTPConnection: Sendable {
             limits.maxHeaderListSize = settings.maxHeaderBytes
             limits.maxHeaderFieldSize = settings.maxHeaderBytes
             let sync = channel.pipeline.syncOperations
+            // In front of the decoder that configureHTTPServerPipeline adds.
+            let gate = HTTPInputGate()
+            try sync.addHandler(gate)
             try sync.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false,
                 withOutboundHeaderValidation: false, withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: limits)
             let lines = NIOLockedValueBox<[RequestLine]>([])
-            try sync.addHandler(HTTP1FrontHandler(
-                lines: lines, headerTimeout: .nanoseconds(Int64(settings.headerTimeout * 1e9)),
-                fastPath: fastPath, accessLog: accessLog))
+            let front = HTTP1FrontHandler(
+                lines: lines, headerTimeout: .seconds(clamping: settings.headerTimeout),
+                fastPath: fastPath, accessLog: accessLog, gate: gate)
+            gate.front = front
+            try sync.addHandler(front)
             try sync.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             let async = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                 wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))

@@ -38,9 +38,9 @@ public struct HTTPSService: InetConnectionTaskService {
         do {
             // Over TLS, Hummingbird's HTTP/1 and HTTP/2 channels carry the requests; give them the
             // service's limits: header sizes, and header_timeout as their idle timeout.
-            let idle = TimeAmount.nanoseconds(Int64(settings.headerTimeout * 1e9))
+            let idle = TimeAmount.seconds(clamping: settings.headerTimeout)
             let configuration = HTTP2ChannelConfiguration(
-                idleTimeout: .nanoseconds(Int64(settings.headerTimeout * 1e9)),
+                idleTimeout: .nanoseconds(idle.nanoseconds),
                 streamConfiguration: .init(
                     idleTimeout: idle,
                     httpDecoderConfiguration: .init(maxHeaderFieldSize: settings.maxHeaderBytes, maxHeaderListSize: settings.maxHeaderBytes)))

@@ -180,6 +180,6 @@ final class NIOLockedValueBoxCache: Sendable {
         var parts = tm()
         gmtime_r(&value, &parts)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(AccessLog.months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(AccessLog.months[Int(parts.tm_mon)]) \(Int(parts.tm_year) + 1900) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 }

@@ -70,17 +70,20 @@ struct SiteFileProvider: FileProvider {
 struct FileVersion: Equatable, Sendable {
     var inode: UInt64
     var size: Int
+    /// When the file was last modified: seconds since 1970 and nanoseconds into the second (kept
+    /// apart: a file dated past 2262 has no nanosecond count in 64 bits, and must not trap).
+    var modifiedSeconds: Int64
     var modifiedNanoseconds: Int64
     var isDirectory: Bool
 
-    var modifiedSeconds: Int64 { modifiedNanoseconds / 1_000_000_000 }
 
     init?(path: String) {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         inode = UInt64(info.st_ino)
         size = Int(info.st_size)
-        modifiedNanoseconds = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        modifiedSeconds = Int64(info.st_mtim.tv_sec)
+        modifiedNanoseconds = Int64(info.st_mtim.tv_nsec)
         isDirectory = (info.st_mode & S_IFMT) == S_IFDIR
     }
 }

@@ -1,3 +1,4 @@
+import InetCore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -46,12 +47,12 @@ public final class LineConnection {
         let timedOut = NIOLockedValueBox(false)
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.nanoseconds(Int64(timeout * 1e9)))
+                .connectTimeout(.seconds(clamping: timeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers([
-                            IdleStateHandler(allTimeout: .nanoseconds(Int64(timeout * 1e9))),
+                            IdleStateHandler(allTimeout: .seconds(clamping: timeout)),
                             IdleCloseHandler(timedOut: timedOut),
                         ])
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)

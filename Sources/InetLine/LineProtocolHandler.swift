@@ -3,8 +3,14 @@ import Logging
 import NIOCore
 import NIOSSL
 
-/// What a line-protocol session (SMTP, POP3) asks its connection to do, in order.
-public enum LineAction {
+/// What a line-protocol session (SMTP, POP3, FTP) asks its connection to do, in order.
+///
+/// The session decides; the connection acts. Everything that touches a file, a socket, a lock
+/// shared with other connections, the thread pool or a timer is an `Effect` of the session's
+/// own type, run by the service's effect runner; its outcome comes back to the session through
+/// `LineSession.complete(_:)`. So the session is a pure state machine that unit tests and the
+/// fuzzers drive line by line, without sockets (the split of swift-nio-ssh).
+public enum LineAction<Effect> {
     /// Queue a reply; `text` carries its own CRLFs.
     case reply(String)
     /// Queue raw bytes (a message being retrieved).
@@ -12,10 +18,12 @@ public enum LineAction {
     /// Flush and continue once everything queued so far has reached the socket (backpressure
     /// for long retrievals).
     case flushAndWait
-    /// Stop reading commands until the future gives the next actions (a Maildir write on the
-    /// thread pool, a delay after a wrong password). Input meanwhile stays buffered, so
-    /// pipelined commands are answered in order.
-    case wait(EventLoopFuture<[LineAction]>.Isolated)
+    /// Run the effect and stop reading commands until its outcome, given to `complete(_:)`,
+    /// yields the next actions. Input meanwhile stays buffered (bounded), so pipelined
+    /// commands are answered in order.
+    case perform(Effect)
+    /// Run the effect without waiting for it (closing a data connection on ABOR).
+    case signal(Effect)
     /// Flush, drop whatever the client sent after the command (RFC 3207 5, RFC 2595 4), and
     /// start the TLS handshake as the server.
     case startTLS
@@ -24,7 +32,7 @@ public enum LineAction {
 }
 
 /// How a received line ended.
-public enum LineEnding {
+public enum LineEnding: Sendable {
     case crlf
     /// A bare LF (accepted and normalised, as Postfix does by default).
     case lf
@@ -32,54 +40,92 @@ public enum LineEnding {
 
 /// One connection's protocol state; used only on the connection's event loop.
 public protocol LineSession: AnyObject {
+    /// What the session asks of the world (files, sockets, delays).
+    associatedtype Effect
+    /// What came of an effect.
+    associatedtype Outcome
+
     /// The greeting and anything else to do when the connection opens.
-    func start(context: LineSessionContext) -> [LineAction]
+    func start(context: LineSessionContext) -> [LineAction<Effect>]
     /// One line without its ending.
-    func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction]
+    func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction<Effect>]
     /// A line longer than `maximumLineLength` arrived; its bytes were discarded.
-    func lineTooLong() -> [LineAction]
+    func lineTooLong() -> [LineAction<Effect>]
+    /// The outcome of the effect the session is waiting for.
+    func complete(_ outcome: Outcome) -> [LineAction<Effect>]
     /// The longest line, without the ending, that `receive` takes in the current state.
     var maximumLineLength: Int { get }
     /// How long the client may stay silent in the current state, and the reply then.
     var timeout: (seconds: Double, reply: String) { get }
-    /// The connection is gone (clean up locks and half-written files).
-    func closed()
-    /// A complete line that arrived while the session waits on a step (a file transfer):
-    /// actions to take now (FTP's ABOR and STAT), or nil to leave it for after the step.
-    func receiveWhileBusy(line: ByteBuffer) -> [LineAction]?
+    /// The connection is gone: what to clean up (locks, half-written files, data connections).
+    func closed() -> [Effect]
+    /// A complete line that arrived while the session waits on an effect (a file transfer):
+    /// actions to take now (FTP's ABOR and STAT), or nil to leave it for after the effect.
+    func receiveWhileBusy(line: ByteBuffer) -> [LineAction<Effect>]?
 }
 
 extension LineSession {
-    public func receiveWhileBusy(line: ByteBuffer) -> [LineAction]? { nil }
+    public func receiveWhileBusy(line: ByteBuffer) -> [LineAction<Effect>]? { nil }
 }
 
 /// What the session may know of its connection.
-public struct LineSessionContext {
-    public var eventLoop: any EventLoop
+public struct LineSessionContext: Sendable {
     public var peer: SocketAddress?
     public var local: SocketAddress?
+    /// The client's address already has the most connections the service allows
+    /// (`max_connections_per_address`): the session says so and closes.
+    public var overAddressLimit: Bool
 
-    public init(eventLoop: any EventLoop, peer: SocketAddress?, local: SocketAddress?) {
-        self.eventLoop = eventLoop
+    public init(peer: SocketAddress?, local: SocketAddress?, overAddressLimit: Bool = false) {
         self.peer = peer
         self.local = local
+        self.overAddressLimit = overAddressLimit
+    }
+}
+
+/// Runs a session's effects for one connection, on its event loop: each returns a future of
+/// its outcome. `closed()` lets go of whatever the runner still holds.
+public protocol LineEffectRunner<Effect, Outcome>: AnyObject {
+    associatedtype Effect
+    associatedtype Outcome
+    func perform(_ effect: Effect, on loop: any EventLoop) -> EventLoopFuture<Outcome>
+    func closed()
+}
+
+/// Connections per client address across a service's connections, checked when a connection
+/// opens and released when it closes.
+public struct LineAdmission: Sendable {
+    public var counter: AddressConnectionCounter
+    public var limit: Int
+
+    public init(counter: AddressConnectionCounter, limit: Int) {
+        self.counter = counter
+        self.limit = limit
     }
 }
 
 /// Drives a `LineSession` on a TCP connection: splits input into lines (bounded), answers each
 /// line before looking at the next (so pipelined commands are answered in order and an
-/// asynchronous step such as a durable delivery finishes before anything after it), holds
-/// reads while the session waits and the buffer is full, enforces the session's timeouts, and
-/// inserts TLS in front of itself for STARTTLS/STLS.
-public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHandler {
+/// asynchronous step such as a durable delivery finishes before anything after it), runs the
+/// session's effects, enforces the session's timeouts, and inserts TLS in front of itself for
+/// STARTTLS/STLS.
+///
+/// Output never outruns the peer: while the channel is not writable no further line is
+/// answered, and reads stop while unanswered input is buffered past `maximumBuffered`. A
+/// client that pipelines commands and never reads costs one socket buffer and one input
+/// buffer, and its command timeout still runs.
+public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
+    public typealias Action = LineAction<Session.Effect>
 
-    private let session: any LineSession
+    private let session: Session
+    private let effects: any LineEffectRunner<Session.Effect, Session.Outcome>
     private let tls: NIOSSLContext?
     private let logger: Logger
-    /// Bytes buffered beyond the line being read before reads pause (while the session waits).
+    private let admission: LineAdmission?
+    /// Unanswered input buffered before reads pause.
     private let maximumBuffered: Int
 
     private var buffer: ByteBuffer?
@@ -87,19 +133,29 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
     private var scanned = 0
     /// Inside an over-long line: its bytes are dropped up to the next LF.
     private var discarding = false
-    private var pending: [LineAction] = []
+    private var pending: [Action] = []
+    /// Replies not yet written (see `emit`).
+    private var outgoing: ByteBuffer?
     private var pendingIndex = 0
     private var waiting = false
+    /// Waiting only for queued output to reach the peer (`flushAndWait`): unlike an effect,
+    /// this wait counts against the session's timeout, or a client that stops reading in the
+    /// middle of a retrieval would hold the connection forever.
+    private var flushing = false
     private var readHeld = false
     private var closing = false
     private var lastActivity = NIODeadline.now()
     private var timer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
+    private var countedAddress: String?
 
-    public init(session: any LineSession, tls: NIOSSLContext?, logger: Logger, maximumBuffered: Int = 256 * 1024) {
+    public init(session: Session, effects: any LineEffectRunner<Session.Effect, Session.Outcome>, tls: NIOSSLContext?, logger: Logger,
+                admission: LineAdmission? = nil, maximumBuffered: Int = 64 * 1024) {
         self.session = session
+        self.effects = effects
         self.tls = tls
         self.logger = logger
+        self.admission = admission
         self.maximumBuffered = maximumBuffered
     }
 
@@ -118,8 +174,12 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
     private func begin(context: ChannelHandlerContext) {
         guard !begun else { return }
         begun = true
-        let sessionContext = LineSessionContext(
-            eventLoop: context.eventLoop, peer: context.channel.remoteAddress, local: context.channel.localAddress)
+        var over = false
+        if let admission {
+            let address = context.channel.remoteAddress?.ipAddress ?? "?"
+            if admission.counter.open(address, limit: admission.limit) { countedAddress = address } else { over = true }
+        }
+        let sessionContext = LineSessionContext(peer: context.channel.remoteAddress, local: context.channel.localAddress, overAddressLimit: over)
         enqueue(session.start(context: sessionContext))
         armTimer(context: context)
         drive(context: context)
@@ -147,8 +207,17 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
         context.fireChannelReadComplete()
     }
 
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // The peer has read what was queued: answer what it sent meanwhile.
+        if context.channel.isWritable {
+            drive(context: context)
+            context.flush()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     public func read(context: ChannelHandlerContext) {
-        if waiting, (buffer?.readableBytes ?? 0) > maximumBuffered {
+        if (buffer?.readableBytes ?? 0) > maximumBuffered || !context.channel.isWritable {
             readHeld = true
             return
         }
@@ -158,7 +227,7 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The client is done sending; finish what it asked for, then close.
-            enqueue([.close])
+            inputClosed = true
             drive(context: context)
             return
         }
@@ -170,11 +239,21 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// The client half-closed: once every buffered line is answered, close.
+    private var inputClosed = false
+
     public func channelInactive(context: ChannelHandlerContext) {
         closing = true
         timer?.cancel()
-        session.closed()
+        release()
+        for effect in session.closed() { _ = effects.perform(effect, on: context.eventLoop) }
+        effects.closed()
         context.fireChannelInactive()
+    }
+
+    private func release() {
+        if let countedAddress, let admission { admission.counter.close(countedAddress) }
+        countedAddress = nil
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
@@ -190,7 +269,7 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
 
     // MARK: - The loop
 
-    private func enqueue(_ actions: [LineAction]) {
+    private func enqueue(_ actions: [Action]) {
         if pendingIndex == pending.count {
             pending = actions
             pendingIndex = 0
@@ -201,9 +280,20 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
 
     private var driving = false
 
+    /// Lines answered in one turn of the event loop before the connection yields to the
+    /// others on its loop (a pipelining client cannot hold the loop for a megabyte of input).
+    static var linesPerTurn: Int { 256 }
+
+    private let later = LaterTurn()
+
     private func drive(context: ChannelHandlerContext) {
+        guard !driving else { return }
         driving = true
-        defer { driving = false }
+        defer {
+            emit(context: context)
+            driving = false
+        }
+        var answered = 0
         while !waiting, !closing {
             if pendingIndex < pending.count {
                 let action = pending[pendingIndex]
@@ -211,29 +301,63 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
                 perform(action, context: context)
                 continue
             }
+            // Answer the next line only while the peer takes what we send.
+            guard context.channel.isWritable else { break }
+            guard answered < Self.linesPerTurn else {
+                continueLater(context: context)
+                break
+            }
             guard let actions = nextLine() else { break }
+            answered += 1
             enqueue(actions)
         }
         if pendingIndex == pending.count, !pending.isEmpty {
             pending.removeAll(keepingCapacity: true)
             pendingIndex = 0
         }
-        while waiting, !closing, let actions = busyLine() {
+        while waiting, !closing, context.channel.isWritable, let actions = busyLine() {
             for action in actions { perform(action, context: context) }
+            emit(context: context)
             context.flush()
         }
-        if !waiting, readHeld {
+        if inputClosed, !waiting, !closing, pendingIndex == pending.count, !hasCompleteLine {
+            perform(.close, context: context)
+        }
+        if readHeld, !closing, context.channel.isWritable, (buffer?.readableBytes ?? 0) <= maximumBuffered {
             readHeld = false
             context.read()
         }
     }
 
+    /// Goes on answering buffered lines in a later turn of the loop.
+    private func continueLater(context: ChannelHandlerContext) {
+        later.schedule(on: context.eventLoop) {
+            guard let context = self.context, !self.closing else { return }
+            self.drive(context: context)
+            context.flush()
+        }
+    }
+
+    /// Writes the replies gathered so far as one buffer (thousands of pipelined replies are
+    /// one write, not thousands: the pending-output bound then counts bytes, not buffers).
+    private func emit(context: ChannelHandlerContext) {
+        guard let out = outgoing, out.readableBytes > 0 else { return }
+        outgoing = nil
+        context.write(wrapOutboundOut(out), promise: nil)
+    }
+
+    /// Whether a whole line waits in the buffer (more to answer before a half-close closes).
+    private var hasCompleteLine: Bool {
+        guard let bytes = buffer, bytes.readableBytes > 0 else { return false }
+        return bytes.readableBytesView.contains(0x0A)
+    }
+
     /// While the session waits: offers the next complete line to `receiveWhileBusy`, and
     /// consumes it only if the session takes it.
-    private func busyLine() -> [LineAction]? {
+    private func busyLine() -> [Action]? {
         guard let bytes = buffer, bytes.readableBytes > 0, !discarding,
               let newline = bytes.readableBytesView.firstIndex(of: 0x0A) else { return nil }
-        var line = bytes.getSlice(at: bytes.readerIndex, length: newline - bytes.readerIndex)!
+        var line = bytes.getSlice(at: bytes.readerIndex, length: newline - bytes.readerIndex) ?? ByteBuffer()
         if line.readableBytes > 0, line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == 0x0D {
             line.moveWriterIndex(to: line.writerIndex - 1)
         }
@@ -251,7 +375,7 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
     }
 
     /// The session's actions for the next complete line in the buffer, or nil when none is.
-    private func nextLine() -> [LineAction]? {
+    private func nextLine() -> [Action]? {
         guard var bytes = buffer, bytes.readableBytes > 0 else { return nil }
         let view = bytes.readableBytesView
         let start = view.startIndex + scanned
@@ -268,7 +392,7 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
             return nil
         }
         let length = newline - view.startIndex
-        var line = bytes.readSlice(length: length)!
+        guard var line = bytes.readSlice(length: length) else { return nil }
         bytes.moveReaderIndex(forwardBy: 1)
         buffer = bytes
         scanned = 0
@@ -287,32 +411,41 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
         return session.receive(line: line, ending: ending)
     }
 
-    private func perform(_ action: LineAction, context: ChannelHandlerContext) {
+    private func perform(_ action: Action, context: ChannelHandlerContext) {
+        if case .reply(let text) = action {
+            if outgoing == nil { outgoing = context.channel.allocator.buffer(capacity: max(256, text.utf8.count)) }
+            outgoing!.writeString(text)
+            return
+        }
+        emit(context: context)
         switch action {
-        case .reply(let text):
-            var out = context.channel.allocator.buffer(capacity: text.utf8.count)
-            out.writeString(text)
-            context.write(wrapOutboundOut(out), promise: nil)
+        case .reply:
+            break
         case .write(let bytes):
             context.write(wrapOutboundOut(bytes), promise: nil)
         case .flushAndWait:
             waiting = true
+            flushing = true
             let promise = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
             promise.futureResult.assumeIsolated().whenComplete { result in
+                self.flushing = false
                 self.resume(with: result.isFailure ? [.close] : [])
             }
-        case .wait(let future):
+        case .perform(let effect):
             waiting = true
             context.flush()
-            future.whenComplete { result in
+            effects.perform(effect, on: context.eventLoop).assumeIsolated().whenComplete { result in
                 switch result {
-                case .success(let actions): self.resume(with: actions)
+                case .success(let outcome):
+                    self.resume(with: self.closing ? [] : self.session.complete(outcome))
                 case .failure(let error):
                     self.logger.error("session step failed", metadata: ["error": "\(error)"])
                     self.resume(with: [.close])
                 }
             }
+        case .signal(let effect):
+            _ = effects.perform(effect, on: context.eventLoop)
         case .startTLS:
             guard let tls else { return }
             context.flush()
@@ -329,13 +462,22 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
         case .close:
             closing = true
             timer?.cancel()
+            // The last replies go out first; a peer that does not read them is dropped after
+            // a short linger instead of holding the connection open.
+            let linger = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(clamping: min(session.timeout.seconds, Self.closeLinger))) {
+                context.close(promise: nil)
+            }
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+                linger.cancel()
                 context.close(promise: nil)
             }
         }
     }
 
-    private func resume(with actions: [LineAction]) {
+    /// The longest a closing connection waits for its peer to take the last replies.
+    static var closeLinger: Double { 10 }
+
+    private func resume(with actions: [Action]) {
         guard let context, !closing else { return }
         if driving {
             // Completed from inside `drive` (a step finished synchronously): continue afterwards.
@@ -356,7 +498,9 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
 
     private func armTimer(context: ChannelHandlerContext) {
         let seconds = session.timeout.seconds
-        let due = lastActivity + .nanoseconds(Int64(seconds * 1e9))
+        // While an effect runs (a transfer can outlast the command timeout) the clock is not
+        // running: look again a timeout from now, never at a deadline already past.
+        let due = max(lastActivity + .seconds(clamping: seconds), .now() + .seconds(clamping: min(seconds, 1)))
         timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) {
             self.timerFired()
         }
@@ -365,15 +509,22 @@ public final class LineProtocolHandler: ChannelDuplexHandler, RemovableChannelHa
     private func timerFired() {
         guard let context, !closing else { return }
         let (seconds, reply) = session.timeout
-        if waiting || NIODeadline.now() < lastActivity + .nanoseconds(Int64(seconds * 1e9)) {
+        if (waiting && !flushing) || NIODeadline.now() < lastActivity + .seconds(clamping: seconds) {
             armTimer(context: context)
             return
         }
         logger.debug("session timeout", metadata: ["seconds": "\(seconds)"])
-        pending = [.reply(reply), .close]
+        pending = []
         pendingIndex = 0
         waiting = false
-        drive(context: context)
+        closing = true
+        // The peer may not be reading (that is often why it timed out): the reply goes out if
+        // the socket takes it now, and the connection closes either way.
+        emit(context: context)
+        var out = context.channel.allocator.buffer(capacity: reply.utf8.count)
+        out.writeString(reply)
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        context.close(promise: nil)
     }
 }
 
@@ -386,7 +537,7 @@ extension Result {
 
 /// A session's error replies, counted: past `limit` the error reply is followed by `closing`
 /// and the connection ends (SMTP's 421, POP3's -ERR, FTP's 421).
-public struct LineErrorBudget {
+public struct LineErrorBudget: Sendable {
     public let limit: Int
     public let closing: String
     public private(set) var count = 0
@@ -403,7 +554,7 @@ public struct LineErrorBudget {
     }
 
     /// The reply `text` (without CRLF), counted; with the closing line and a close at the limit.
-    public mutating func fail(_ text: String) -> [LineAction] {
+    public mutating func fail<Effect>(_ text: String) -> [LineAction<Effect>] {
         spend() ? [.reply(text + "\r\n"), .reply(closing + "\r\n"), .close] : [.reply(text + "\r\n")]
     }
 }

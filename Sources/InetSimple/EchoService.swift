@@ -12,9 +12,9 @@ public struct EchoService: InetService {
     public init() {}
 
     public func configureTCPConnection(_ channel: any Channel) throws {
-        // BackPressureHandler stops reading while the echo cannot be written, so a client that
-        // sends without reading never makes the server buffer without bound.
-        try channel.pipeline.syncOperations.addHandlers([BackPressureHandler(), EchoHandler()])
+        // The host's BackPressureHandler stops reading while the echo cannot be written, so a
+        // client that sends without reading never makes the server buffer without bound.
+        try channel.pipeline.syncOperations.addHandler(EchoHandler())
     }
 
     public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {

@@ -35,8 +35,8 @@ public struct QotdService: InetService {
     let quotes: [String]
 
     public init(quotes: [String]) {
-        precondition(!quotes.isEmpty, "QotdService needs at least one quote")
-        self.quotes = quotes.map(Self.normalized)
+        // `parse` refuses a file without quotes; an empty list still serves the built-in ones.
+        self.quotes = (quotes.isEmpty ? Self.builtIn : quotes).map(Self.normalized)
     }
 
     /// Each quote ends in CRLF and uses CRLF between its lines.
@@ -47,7 +47,7 @@ public struct QotdService: InetService {
     }
 
     func pick() -> String {
-        quotes.randomElement()!
+        quotes.randomElement() ?? "\r\n"
     }
 
     public func configureTCPConnection(_ channel: any Channel) throws {

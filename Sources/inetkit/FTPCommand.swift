@@ -60,38 +60,6 @@ struct FTPOptions: ParsableArguments {
     }
 }
 
-/// A one-line progress bar on standard error, only when it is a terminal.
-final class ProgressLine: @unchecked Sendable {
-    private let name: String
-    private let total: Int?
-    private var done = 0
-    private var lastShown = 0
-    private let enabled = isatty(2) == 1
-
-    init(name: String, total: Int?) {
-        self.name = name
-        self.total = total
-    }
-
-    func add(_ count: Int) {
-        done += count
-        guard enabled, done - lastShown >= 1 << 20 || (total != nil && done >= total!) else { return }
-        lastShown = done
-        let megabytes = Double(done) / 1_048_576
-        var text = String(format: "\r%@  %.1f MiB", name, megabytes)
-        if let total, total > 0 {
-            let fraction = min(1, Double(done) / Double(total))
-            let width = 30
-            let filled = Int(fraction * Double(width))
-            text += "  [" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + String(format: "] %3.0f%%", fraction * 100)
-        }
-        FileHandle.standardError.write(Data(text.utf8))
-    }
-
-    func finish() {
-        if enabled, lastShown > 0 { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-}
 
 struct FTPListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ls", abstract: "List folders (LIST; --short for names only).")
@@ -140,12 +108,12 @@ struct FTPGetCommand: AsyncParsableCommand {
             }
             defer { try? handle.close() }
             try await FTPClientSession.session(url, active: options.active, timeout: options.timeout, trace: options.tracer) { session in
-                let progress = ProgressLine(name: name, total: await session.size(url.path))
+                let progress = isatty(2) == 1 ? TransferProgress(name: name, total: await session.size(url.path)) : nil
                 try await session.download("RETR \(url.path)") { chunk in
                     chunk.withUnsafeReadableBytes { handle.write(Data($0)) }
-                    progress.add(chunk.readableBytes)
+                    progress?.add(chunk.readableBytes)
                 }
-                progress.finish()
+                progress?.finish()
             }
             try handle.close()
             _ = try? FileManager.default.removeItem(atPath: path)
@@ -171,16 +139,16 @@ struct FTPPutCommand: AsyncParsableCommand {
             let name = (file as NSString).lastPathComponent
             let remote = target.path.hasSuffix("/") ? target.path + name : target.path
             let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil
-            let progress = ProgressLine(name: name, total: size)
+            let progress = isatty(2) == 1 ? TransferProgress(name: name, total: size) : nil
             try await FTPClientSession.session(target, active: options.active, timeout: options.timeout, trace: options.tracer) { session in
                 try await session.upload("STOR \(remote)") {
                     let data = handle.readData(ofLength: 256 * 1024)
                     guard !data.isEmpty else { return nil }
-                    progress.add(data.count)
+                    progress?.add(data.count)
                     return ByteBuffer(bytes: data)
                 }
             }
-            progress.finish()
+            progress?.finish()
         }
     }
 }

@@ -56,7 +56,7 @@ struct HTTPClientOptions: ParsableArguments {
     func fetcher(method: HTTPMethod) -> HTTPFetcher {
         var fetcher = HTTPFetcher()
         fetcher.method = method
-        fetcher.timeout = .nanoseconds(Int64(timeout * 1e9))
+        fetcher.timeout = .seconds(clamping: timeout)
         fetcher.followRedirects = location
         fetcher.headers = header.map { line in
             let parts = line.split(separator: ":", maxSplits: 1)
@@ -92,7 +92,7 @@ func runHTTPClient(_ options: HTTPClientOptions, method: HTTPMethod) async throw
         // One fetch: like curl, the body goes to stdout or -o, with a progress bar on a terminal.
         let sink: HTTPBodySink = method == .HEAD ? .discard : (options.output.map { .file($0) } ?? .standardOutput)
         let showProgress = isatty(2) == 1 && (options.output != nil || isatty(1) == 0)
-        let progress = showProgress ? ProgressBar() : nil
+        let progress = showProgress ? TransferProgress() : nil
         var onProgress: (@Sendable (Int, Int?) -> Void)?
         if let progress {
             onProgress = { received, total in progress.update(received, total) }
@@ -141,35 +141,3 @@ enum HTTPSummary {
     }
 }
 
-/// A one-line progress bar on standard error: bytes, percent when the size is known, rate.
-final class ProgressBar: @unchecked Sendable {
-    // Updated from one task at a time (the body loop of a single fetch); the lock guards the
-    // final `finish` racing with the last update.
-    private let lock = NSLock()
-    private let started = Date()
-    private var lastDraw = Date.distantPast
-
-    func update(_ received: Int, _ total: Int?) {
-        lock.lock()
-        defer { lock.unlock() }
-        let now = Date()
-        guard now.timeIntervalSince(lastDraw) > 0.1 || received == total else { return }
-        lastDraw = now
-        let rate = Double(received) / max(now.timeIntervalSince(started), 1e-3) / 1e6
-        var line = "\r"
-        if let total, total > 0 {
-            let fraction = min(1, Double(received) / Double(total))
-            let filled = Int(fraction * 30)
-            line += "[" + String(repeating: "#", count: filled) + String(repeating: " ", count: 30 - filled) + "] "
-            line += String(format: "%3.0f%% ", fraction * 100)
-        }
-        line += String(format: "%.1f MB  %.1f MB/s   ", Double(received) / 1e6, rate)
-        FileHandle.standardError.write(Data(line.utf8))
-    }
-
-    func finish() {
-        lock.lock()
-        defer { lock.unlock() }
-        FileHandle.standardError.write(Data("\n".utf8))
-    }
-}

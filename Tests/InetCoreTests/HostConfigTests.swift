@@ -45,7 +45,7 @@ final class HostConfigTests: XCTestCase {
             shutdown_grace: 2.5
             log_level: debug
             log_format: json
-            limits: { max_connections: 50, idle_timeout: 30s, udp_rate: 10, udp_burst: 20 }
+            limits: { max_connections: 50, idle_timeout: 30s, udp_rate: 10, udp_burst: 20, max_pending_output: 65536 }
             services:
               alpha: { enabled: false, port: 7007, transports: [udp], idle_timeout: 500ms, file: q.txt }
               beta: {}
@@ -57,6 +57,7 @@ final class HostConfigTests: XCTestCase {
         XCTAssertEqual(config.logFormat, .json)
         XCTAssertEqual(config.limits.maxConnections, 50)
         XCTAssertEqual(config.limits.idleTimeout, 30)
+        XCTAssertEqual(config.limits.maxPendingOutput, 65_536)
         let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: true)
         let alpha = plan.services[0]
         XCTAssertFalse(alpha.enabled)
@@ -65,6 +66,13 @@ final class HostConfigTests: XCTestCase {
         XCTAssertEqual(alpha.limits.idleTimeout, 0.5)
         XCTAssertEqual(alpha.limits.maxConnections, 50, "service inherits the limits section")
         XCTAssertEqual(plan.services[1].port, 20_013)
+    }
+
+    func testMaxPendingOutputOutOfRangeNamesItsLine() {
+        XCTAssertThrowsError(try parse("limits:\n  max_pending_output: 10\n")) { error in
+            XCTAssertTrue("\(error)".contains("max_pending_output"), "\(error)")
+            XCTAssertTrue("\(error)".contains(":2"), "\(error)")
+        }
     }
 
     func testUnknownTopLevelKeyNamesKeyAndLine() {

@@ -22,24 +22,36 @@ final class FTPSessionTests: XCTestCase {
         settings.anonymousRoot = root + "/pub"
         settings.users = ["alice": FTPUser(name: "alice", password: "pw", home: root + "/home", writable: true, anonymous: false)]
         settings.maxLoginFailures = 2
-        session = FTPSession(settings: settings, tls: nil, counter: AddressConnectionCounter(), logger: .init(label: "test"))
+        session = FTPSession(settings: settings, tlsAvailable: false, logger: .init(label: "test"))
         let peer = try? SocketAddress(ipAddress: "127.0.0.1", port: 40000)
         let local = try? SocketAddress(ipAddress: "127.0.0.1", port: 21)
-        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: local))
+        _ = session.start(context: LineSessionContext(peer: peer, local: local))
     }
 
     override func tearDown() {
         _ = try? FileManagerLite.removeTree(root)
     }
 
+    /// The replies to one line, with its file requests run at once (other effects show as
+    /// `<wait>`, their outcome not given).
     func send(_ line: String) -> String {
         var buffer = ByteBuffer()
         buffer.writeString(line)
-        return session.receive(line: buffer, ending: .crlf).compactMap { action -> String? in
-            if case .reply(let text) = action { return text }
-            if case .wait = action { return "<wait>" }
-            return nil
-        }.joined()
+        var out = ""
+        var actions = session.receive(line: buffer, ending: .crlf)
+        while !actions.isEmpty {
+            var next: [LineAction<FTPEffect>] = []
+            for action in actions {
+                switch action {
+                case .reply(let text): out += text
+                case .perform(.files(let request)): next += session.complete(.files(FTPFiles.perform(request)))
+                case .perform: out += "<wait>"
+                default: break
+                }
+            }
+            actions = next
+        }
+        return out
     }
 
     func testLoginAndCommandsBeforeIt() {
@@ -51,6 +63,7 @@ final class FTPSessionTests: XCTestCase {
         XCTAssertEqual(send("USER alice"), "331 Please specify the password.\r\n")
         XCTAssertEqual(send("PASS wrong"), "<wait>", "a wrong password is answered after the delay")
         XCTAssertNil(session.account)
+        XCTAssertEqual(session.complete(.delayed).count, 1, "530, and the connection stays")
         XCTAssertEqual(send("USER alice"), "331 Please specify the password.\r\n")
         XCTAssertEqual(send("PASS pw"), "230 Login successful.\r\n")
         XCTAssertEqual(send("PWD"), "257 \"/\" is the current directory\r\n")

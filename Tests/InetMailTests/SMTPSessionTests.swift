@@ -5,8 +5,8 @@ import NIOEmbedded
 import XCTest
 @testable import InetMail
 
-/// The SMTP state machine, command by command (no socket; DATA's end is covered by the
-/// socket tests because delivery runs on the thread pool).
+/// The SMTP state machine, command by command, DATA's end included: no socket, no file (the
+/// store is reached through effects, whose outcomes the tests give).
 final class SMTPSessionTests: XCTestCase {
     var folder: String!
     var session: SMTPSession!
@@ -17,9 +17,9 @@ final class SMTPSessionTests: XCTestCase {
         settings.maxRecipients = 3
         settings.maxErrors = 10
         settings.maxMessageBytes = 2000
-        session = SMTPSession(settings: settings, store: Maildir(root: folder), tlsAvailable: true, counter: AddressConnectionCounter())
+        session = SMTPSession(settings: settings, store: Maildir(root: folder), tlsAvailable: true)
         let peer = try? SocketAddress(ipAddress: "127.0.0.1", port: 4000)
-        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil))
+        _ = session.start(context: LineSessionContext(peer: peer, local: nil))
     }
 
     /// The replies to one line, joined.
@@ -29,18 +29,18 @@ final class SMTPSessionTests: XCTestCase {
         return replies(session.receive(line: buffer, ending: ending))
     }
 
-    func replies(_ actions: [LineAction]) -> String {
+    func replies(_ actions: [LineAction<SMTPEffect>]) -> String {
         actions.compactMap { if case .reply(let text) = $0 { return text } else { return nil } }.joined()
     }
 
-    func closes(_ actions: [LineAction]) -> Bool {
+    func closes(_ actions: [LineAction<SMTPEffect>]) -> Bool {
         actions.contains { if case .close = $0 { return true } else { return false } }
     }
 
     func testGreetingAndCommandOrder() {
         let peer = try? SocketAddress(ipAddress: "127.0.0.1", port: 4001)
-        let fresh = SMTPSession(settings: session.settings, store: session.store, tlsAvailable: false, counter: AddressConnectionCounter())
-        XCTAssertEqual(replies(fresh.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil))),
+        let fresh = SMTPSession(settings: session.settings, store: session.store, tlsAvailable: false)
+        XCTAssertEqual(replies(fresh.start(context: LineSessionContext(peer: peer, local: nil))),
                        "220 mx.inetkit.test ESMTP InetKit\r\n")
         XCTAssertTrue(send("MAIL FROM:<a@b.test>").hasPrefix("503 5.5.1"))
         XCTAssertTrue(send("RCPT TO:<carol@inetkit.test>").hasPrefix("503 5.5.1"))
@@ -56,7 +56,7 @@ final class SMTPSessionTests: XCTestCase {
         XCTAssertEqual(send("rcpt to: <carol@inetkit.test>"), "250 2.1.5 Ok\r\n")
         XCTAssertEqual(session.recipients.count, 1, "the same mailbox twice is one recipient")
         XCTAssertEqual(send("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n")
-        XCTAssertEqual(session.phase, .data)
+        XCTAssertEqual(session.stage, .data)
     }
 
     func testRecipientsAreCheckedNeverRelayed() {
@@ -67,14 +67,14 @@ final class SMTPSessionTests: XCTestCase {
         XCTAssertTrue(send("RCPT TO:<user@[127.0.0.1]>").hasPrefix("550 5.7.1"))
         XCTAssertTrue(send("RCPT TO:<a..b@inetkit.test>").hasPrefix("501 5.1.3"))
         XCTAssertEqual(send("DATA"), "554 5.5.1 Error: no valid recipients\r\n")
-        XCTAssertEqual(session.phase, .transaction)
+        XCTAssertEqual(session.stage, .transaction)
     }
 
     func testKnownMailboxesAndPostmaster() {
         var settings = session.settings
         settings.mailboxes = ["carol@inetkit.test"]
-        session = SMTPSession(settings: settings, store: session.store, tlsAvailable: false, counter: AddressConnectionCounter())
-        _ = session.start(context: LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: nil, local: nil))
+        session = SMTPSession(settings: settings, store: session.store, tlsAvailable: false)
+        _ = session.start(context: LineSessionContext(peer: nil, local: nil))
         _ = send("HELO c")
         _ = send("MAIL FROM:<a@b.test>")
         XCTAssertTrue(send("RCPT TO:<dave@inetkit.test>").hasPrefix("550 5.1.1"))
@@ -107,7 +107,7 @@ final class SMTPSessionTests: XCTestCase {
         XCTAssertTrue(send("MAIL FROM:<a@b.test> SIZE=10").hasPrefix("555"))
         XCTAssertEqual(send("MAIL FROM:<a@b.test>"), "250 2.1.0 Ok\r\n")
         _ = send("EHLO c")
-        XCTAssertEqual(session.phase, .ready, "EHLO ends the transaction")
+        XCTAssertEqual(session.stage, .ready, "EHLO ends the transaction")
     }
 
     func testOtherCommands() {
@@ -124,7 +124,7 @@ final class SMTPSessionTests: XCTestCase {
     }
 
     func testTooManyErrorsEndsTheSession() {
-        var last: [LineAction] = []
+        var last: [LineAction<SMTPEffect>] = []
         for _ in 0..<10 {
             var buffer = ByteBuffer()
             buffer.writeString("BOGUS")
@@ -137,14 +137,14 @@ final class SMTPSessionTests: XCTestCase {
     func testStartTLSResetsTheSession() {
         _ = send("EHLO c")
         _ = send("MAIL FROM:<a@b.test>")
-        let actions = { () -> [LineAction] in
+        let actions = { () -> [LineAction<SMTPEffect>] in
             var buffer = ByteBuffer()
             buffer.writeString("STARTTLS")
             return self.session.receive(line: buffer, ending: .crlf)
         }()
         XCTAssertEqual(replies(actions), "220 2.0.0 Ready to start TLS\r\n")
         XCTAssertTrue(actions.contains { if case .startTLS = $0 { return true } else { return false } })
-        XCTAssertEqual(session.phase, .fresh)
+        XCTAssertEqual(session.stage, .fresh)
         XCTAssertFalse(send("EHLO c").contains("STARTTLS"), "not offered twice")
         XCTAssertTrue(send("STARTTLS").hasPrefix("554 5.5.1"))
     }
@@ -162,10 +162,10 @@ final class SMTPSessionTests: XCTestCase {
         XCTAssertEqual(send("Subject: x"), "")
         XCTAssertEqual(send(".", ending: .lf), "", "a dot line with a bare LF is content, not the end")
         XCTAssertEqual(send("MAIL FROM:<smuggled@evil.test>"), "", "still content")
-        XCTAssertEqual(session.phase, .data)
+        XCTAssertEqual(session.stage, .data)
         XCTAssertEqual(send("a\u{0}b"), "")
         XCTAssertEqual(send("."), "554 5.6.0 Error: message contains NUL characters\r\n")
-        XCTAssertEqual(session.phase, .ready)
+        XCTAssertEqual(session.stage, .ready)
 
         enterData()
         XCTAssertEqual(replies(session.lineTooLong()), "")
@@ -174,7 +174,7 @@ final class SMTPSessionTests: XCTestCase {
         enterData()
         for _ in 0..<30 { XCTAssertEqual(send(String(repeating: "z", count: 98)), "") }
         XCTAssertEqual(send("."), "552 5.3.4 Error: message file too big\r\n")
-        XCTAssertEqual(session.phase, .ready, "the session goes on after a refused message")
+        XCTAssertEqual(session.stage, .ready, "the session goes on after a refused message")
         XCTAssertEqual(send("NOOP"), "250 2.0.0 Ok\r\n")
     }
 
@@ -186,20 +186,82 @@ final class SMTPSessionTests: XCTestCase {
         XCTAssertTrue(closes(actions))
     }
 
-    func testPerAddressConnectionLimit() {
-        let counter = AddressConnectionCounter()
-        var settings = session.settings
-        settings.maxConnectionsPerAddress = 2
+    func testOverTheAddressLimitTheGreetingIs421() {
         let peer = try? SocketAddress(ipAddress: "127.0.0.9", port: 1)
-        let context = LineSessionContext(eventLoop: EmbeddedEventLoop(), peer: peer, local: nil)
-        let sessions = (0..<3).map { _ in SMTPSession(settings: settings, store: session.store, tlsAvailable: false, counter: counter) }
-        XCTAssertTrue(replies(sessions[0].start(context: context)).hasPrefix("220"))
-        XCTAssertTrue(replies(sessions[1].start(context: context)).hasPrefix("220"))
-        let third = sessions[2].start(context: context)
-        XCTAssertTrue(replies(third).hasPrefix("421 4.7.0"))
-        XCTAssertTrue(closes(third))
-        sessions[0].closed()
-        XCTAssertTrue(replies(SMTPSession(settings: settings, store: session.store, tlsAvailable: false, counter: counter).start(context: context)).hasPrefix("220"))
+        let refused = SMTPSession(settings: session.settings, store: session.store, tlsAvailable: false)
+            .start(context: LineSessionContext(peer: peer, local: nil, overAddressLimit: true))
+        XCTAssertTrue(replies(refused).hasPrefix("421 4.7.0"))
+        XCTAssertTrue(closes(refused))
+    }
+
+    /// The effects a line asked for.
+    func effects(_ actions: [LineAction<SMTPEffect>]) -> [SMTPEffect] {
+        actions.compactMap { if case .perform(let effect) = $0 { return effect } else { return nil } }
+    }
+
+    func testEndOfDataDeliversThenAnswersWithTheOutcome() {
+        enterData()
+        XCTAssertEqual(send("Subject: hello"), "")
+        var buffer = ByteBuffer()
+        buffer.writeString(".")
+        let actions = session.receive(line: buffer, ending: .crlf)
+        XCTAssertEqual(replies(actions), "", "no reply before the message is durable")
+        guard case .deliver(nil, let folders, let bytes)? = effects(actions).first else { return XCTFail("\(actions)") }
+        XCTAssertEqual(folders, [session.store.folder(for: MailAddress(localPart: "carol", domain: "inetkit.test"))])
+        let text = String(buffer: bytes)
+        XCTAssertTrue(text.hasPrefix("Return-Path: <a@b.test>\nReceived: from c ([127.0.0.1])"), text)
+        XCTAssertTrue(text.hasSuffix("Subject: hello\n"), text)
+        XCTAssertEqual(session.stage, .delivering)
+        let done = replies(session.complete(.delivered("1.M2P3Q4.host,S=10,W=11")))
+        XCTAssertTrue(done.hasPrefix("250 2.0.0 Ok: queued as "), done)
+        XCTAssertEqual(session.stage, .ready)
+
+        enterData()
+        _ = session.receive(line: buffer, ending: .crlf)
+        XCTAssertEqual(replies(session.complete(.deliveryFailed("disk full"))), "451 4.3.0 Error: local delivery failed, try again later\r\n")
+        XCTAssertEqual(session.stage, .ready)
+    }
+
+    /// A session that takes messages large enough to spill.
+    private func useLargeMessages() {
+        var settings = SMTPSettings(hostname: "mx.inetkit.test", domains: ["inetkit.test"], mailboxes: nil)
+        settings.maxMessageBytes = 1 << 20
+        session = SMTPSession(settings: settings, store: Maildir(root: folder), tlsAvailable: true)
+        _ = session.start(context: LineSessionContext(peer: nil, local: nil))
+    }
+
+    func testLargeMessagesSpillAndAFailedSpillEndsIn451() {
+        useLargeMessages()
+        enterData()
+        let line = String(repeating: "x", count: 990)
+        var spilled = 0
+        for _ in 0..<300 {
+            var buffer = ByteBuffer()
+            buffer.writeString(line)
+            for effect in effects(session.receive(line: buffer, ending: .crlf)) {
+                guard case .spill(nil, _, let bytes) = effect else { return XCTFail("\(effect)") }
+                spilled += bytes.readableBytes
+                _ = session.complete(.spillFailed)
+            }
+        }
+        XCTAssertGreaterThanOrEqual(spilled, SMTPSession.spillThreshold, "the message does not sit whole in memory")
+        XCTAssertEqual(send("."), "451 4.3.0 Error: local delivery failed, try again later\r\n")
+        XCTAssertEqual(session.stage, .ready)
+    }
+
+    func testRsetAndConnectionEndDiscardASpilledFile() throws {
+        let store = Maildir(root: folder)
+        let file = try store.beginDelivery(into: folder + "/x/y")
+        useLargeMessages()
+        enterData()
+        let line = String(repeating: "x", count: 990)
+        var buffer = ByteBuffer()
+        buffer.writeString(line)
+        for _ in 0..<1000 {
+            if !effects(session.receive(line: buffer, ending: .crlf)).isEmpty { break }
+        }
+        _ = session.complete(.spilled(file))
+        XCTAssertEqual(session.closed().count, 1, "the tmp/ file is removed when the connection ends")
     }
 }
 

@@ -232,3 +232,40 @@ def test_zone_with_a_record_too_large_to_send_is_refused(tmp_path):
     strings = " ".join(['"' + "x" * 255 + '"'] * 300)
     out, zone = start_with_zone(tmp_path, SOA + "big 3600 IN TXT " + strings + "\n")
     assert out.returncode == 2 and f"{zone}:4" in out.stderr and "too large" in out.stderr, out.stderr
+
+
+# MARK: - Files dated far from now
+
+
+def test_files_dated_far_from_now(tmp_path):
+    """A file dated past 2262 has no nanosecond count in 64 bits (that multiplication trapped on
+    the first GET of it); one dated 1901 is before the epoch. Both are served, listed and dated."""
+    site = tmp_path / "site"
+    site.mkdir()
+    for name, when in [("future.txt", 13_569_465_600), ("past.txt", -2**31)]:
+        path = site / name
+        path.write_bytes(b"dated\n")
+        os.utime(path, (when, when))
+    text = all_on_port_zero().replace("  http: { port: 0 }\n", "").replace("  ftp: { port: 0 }\n", "")
+    text += f'  http: {{ port: 0, root: "{site}", listing: true }}\n  ftp: {{ port: 0, root: "{site}", anonymous: true }}\n'
+    s = Server(text)
+    try:
+        answer = http_raw(s, b"GET /future.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200") and b"2400" in answer.split(b"\r\n\r\n")[0], answer[:400]
+        answer = http_raw(s, b"GET /past.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200") and b"1901" in answer.split(b"\r\n\r\n")[0], answer[:400]
+        assert http_raw(s, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
+        f = ftp_session(s)
+        lines = []
+        f.retrlines("LIST", lines.append)
+        assert any("future.txt" in line and "2400" in line for line in lines), lines
+        assert any("past.txt" in line and "1901" in line for line in lines), lines
+        assert f.sendcmd("MDTM future.txt") == "213 24000101000000"
+        assert f.sendcmd("MDTM past.txt").startswith("213 1901")
+        facts = []
+        f.retrlines("MLSD", facts.append)
+        assert any("modify=2400" in line for line in facts), facts
+        f.quit()
+        probe(s)
+    finally:
+        assert s.stop() == 0

@@ -57,7 +57,7 @@ public struct DNSClient: Sendable {
             defer { Task { await session.close() } }
             var buffer = session.channel.allocator.buffer(capacity: bytes.count)
             buffer.writeBytes(bytes)
-            let deadline = NIODeadline.now() + .nanoseconds(Int64(options.timeout * 1e9))
+            let deadline = NIODeadline.now() + .seconds(clamping: options.timeout)
             while true {
                 let left = deadline - NIODeadline.now()
                 guard left > .zero, let reply = try await session.request(buffer, timeout: left) else {
@@ -95,11 +95,11 @@ public struct DNSClient: Sendable {
 
     private func tcpExchange(_ bytes: [UInt8], host: String, port: Int, timeout: Double, until done: @escaping (DNSMessage) -> Bool) async throws -> [(DNSMessage, Int)] {
         let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.nanoseconds(Int64(timeout * 1e9)))
+            .connectTimeout(.seconds(clamping: timeout))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }
-        let timer = channel.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) { channel.channel.close(promise: nil) }
+        let timer = channel.channel.eventLoop.scheduleTask(in: .seconds(clamping: timeout)) { channel.channel.close(promise: nil) }
         defer { timer.cancel() }
         return try await channel.executeThenClose { inbound, outbound in
             var frame = channel.channel.allocator.buffer(capacity: bytes.count + 2)

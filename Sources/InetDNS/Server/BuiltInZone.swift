@@ -53,11 +53,13 @@ final class BuiltInZone: Sendable {
         for service in services where service.enabled {
             var seen = Set<String>()
             for listener in service.listeners where seen.insert("\(listener.transport)/\(listener.port)").inserted {
-                guard let owner = try? DNSName(labels: [Array("_\(service.name)".utf8), Array("_\(listener.transport)".utf8)] + origin.labels) else { continue }
-                records.append(DNSRecord(name: owner, ttl: ttl, data: .srv(priority: 0, weight: 0, port: UInt16(listener.port), target: origin)))
+                guard let owner = try? DNSName(labels: [Array("_\(service.name)".utf8), Array("_\(listener.transport)".utf8)] + origin.labels),
+                      let port = UInt16(exactly: listener.port) else { continue }
+                records.append(DNSRecord(name: owner, ttl: ttl, data: .srv(priority: 0, weight: 0, port: port, target: origin)))
             }
         }
-        // The records are built to be valid; should one not be, serve the rest.
+        // The records are built to be valid; should one not be, serve the first three, which
+        // are constants (SOA, NS, MX of the literal origin): that `try!` cannot fail on input.
         return (try? Zone(origin: origin, records: records)) ?? (try! Zone(origin: origin, records: Array(records.prefix(3))))
     }
 }

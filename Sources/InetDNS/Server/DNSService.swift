@@ -82,10 +82,7 @@ public struct DNSService: InetService {
     }
 
     public func configureTCPConnection(_ channel: any Channel) throws {
-        try channel.pipeline.syncOperations.addHandlers([
-            ByteToMessageHandler(DNSTCPFrameDecoder()),
-            DNSTCPHandler(service: self),
-        ])
+        try channel.pipeline.syncOperations.addHandler(DNSTCPHandler(service: self))
     }
 
     /// The answer to one query's bytes; nil when nothing should be sent (not even a header).

@@ -1,33 +1,102 @@
 import InetCore
 import NIOCore
 
-/// RFC 1035 4.2.2 / RFC 7766 8: each message is preceded by its length in two octets.
-struct DNSTCPFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
-
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self),
-              buffer.readableBytes >= 2 + Int(length) else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 2)
-        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
-        return .continue
-    }
-}
-
 /// Answers each framed query on the connection (several per connection, RFC 7766 6.2.1),
-/// and zone transfers for allowed peers.
-final class DNSTCPHandler: ChannelInboundHandler {
+/// and zone transfers for allowed peers. RFC 1035 4.2.2 / RFC 7766 8: each message is
+/// preceded by its length in two octets.
+///
+/// Output never outruns the peer: a query is answered only while the channel is writable,
+/// and reads stop while the channel is not writable or a whole frame's worth of unanswered
+/// input is buffered. A client that pipelines queries and never reads costs one socket
+/// buffer and at most one frame of input.
+final class DNSTCPHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let service: DNSService
+    private var buffer = ByteBuffer()
+    private var readHeld = false
+    private var answering = false
+
+    /// The most unanswered input kept: one largest frame and its length.
+    static var maximumBuffered: Int { 65_537 }
 
     init(service: DNSService) {
         self.service = service
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let bytes = Array(unwrapInboundIn(data).readableBytesView)
+        var incoming = unwrapInboundIn(data)
+        if buffer.readableBytes == 0 {
+            buffer = incoming
+        } else {
+            buffer.discardReadBytes()
+            buffer.writeBuffer(&incoming)
+        }
+        answer(context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            answer(context: context)
+            context.flush()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if buffer.readableBytes >= Self.maximumBuffered || !context.channel.isWritable {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    /// Queries answered in one turn of the event loop before the connection yields to the
+    /// others on its loop.
+    static var queriesPerTurn: Int { 64 }
+
+    private let later = LaterTurn()
+
+    /// Answers the whole frames in the buffer while the peer takes what is sent.
+    private func answer(context: ChannelHandlerContext) {
+        guard !answering else { return }
+        answering = true
+        defer { answering = false }
+        var answered = 0
+        while context.channel.isWritable,
+              let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self),
+              buffer.readableBytes >= 2 + Int(length) {
+            guard answered < Self.queriesPerTurn else {
+                continueLater(context: context)
+                return
+            }
+            answered += 1
+            buffer.moveReaderIndex(forwardBy: 2)
+            guard let frame = buffer.readSlice(length: Int(length)) else { break }
+            respond(to: Array(frame.readableBytesView), context: context)
+        }
+        if readHeld, context.channel.isWritable, buffer.readableBytes < Self.maximumBuffered {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    private func continueLater(context: ChannelHandlerContext) {
+        later.schedule(on: context.eventLoop) {
+            guard context.channel.isActive else { return }
+            self.answer(context: context)
+            context.flush()
+        }
+    }
+
+    private func respond(to bytes: [UInt8], context: ChannelHandlerContext) {
         if let query = try? DNSMessageReader.decode(bytes), !query.isResponse, query.opcode == 0,
            query.questions.count == 1, query.questions[0].type == .axfr {
             for message in transfer(query, peer: context.channel.remoteAddress) { send(message, context: context) }
@@ -36,11 +105,6 @@ final class DNSTCPHandler: ChannelInboundHandler {
         if let answer = service.answer(bytes, transport: .tcp, peer: context.channel.remoteAddress) {
             send(answer, context: context)
         }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.flush()
-        context.fireChannelReadComplete()
     }
 
     private func send(_ message: [UInt8], context: ChannelHandlerContext) {

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import InetCore
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -231,7 +232,7 @@ public final class FTPClientSession {
         }
         guard let port else { throw LineClientError("cannot read the passive port: \(extended)") }
         let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.nanoseconds(Int64(timeout * 1e9)))
+            .connectTimeout(.seconds(clamping: timeout))
             .connect(host: dataHost, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import InetCore
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -124,7 +125,7 @@ enum FTPData {
     /// A large send buffer: sendfile moves more per wake-up on a fast link.
     static let sendBuffer = 4 << 20
     static func stallGuard(_ seconds: Double) -> [any ChannelHandler] {
-        [IdleStateHandler(allTimeout: .nanoseconds(Int64(seconds * 1e9))), StallCloser()]
+        [IdleStateHandler(allTimeout: .seconds(clamping: seconds)), StallCloser()]
     }
 
     /// Connects to the client for PORT/EPRT.
@@ -133,7 +134,7 @@ enum FTPData {
             .channelOption(.autoRead, value: false)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_sndbuf), value: FTPData.sendBuffer)
-            .connectTimeout(.nanoseconds(Int64(timeout * 1e9)))
+            .connectTimeout(.seconds(clamping: timeout))
             .channelInitializer { channel in
                 loop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(FTPData.stallGuard(timeout))

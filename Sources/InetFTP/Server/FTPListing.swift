@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// One directory entry with what LIST and MLSD show of it.
-struct FTPEntry: Equatable {
+struct FTPEntry: Equatable, Sendable {
     var name: String
     var isDirectory: Bool
     var size: Int
@@ -23,7 +23,7 @@ struct FTPEntry: Equatable {
             if followLink(path, &target) == 0 { info = target }
         }
         return FTPEntry(name: name, isDirectory: (info.st_mode & S_IFMT) == S_IFDIR, size: Int(info.st_size),
-                        modified: Int(info.st_mtim.tv_sec), mode: UInt32(info.st_mode), links: Int(info.st_nlink))
+                        modified: Int(info.st_mtim.tv_sec), mode: UInt32(info.st_mode), links: Int(clamping: info.st_nlink))
     }
 
     /// The entries of a folder, sorted by name (dot-files hidden unless `all`).
@@ -71,10 +71,12 @@ struct FTPEntry: Equatable {
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         let month = months[Int(parts.tm_mon)]
         let day = String(parts.tm_mday).leftPad(2)
-        if abs(now - time) < 180 * 86_400 {
+        // Files dated anywhere in 64 bits of seconds (touch -d @…): no subtraction may trap.
+        let (age, overflow) = now.subtractingReportingOverflow(time)
+        if !overflow, age.magnitude < 180 * 86_400 {
             return "\(month) \(day) \(String(parts.tm_hour).zeroPad(2)):\(String(parts.tm_min).zeroPad(2))"
         }
-        return "\(month) \(day)  \(parts.tm_year + 1900)"
+        return "\(month) \(day)  \(Int(parts.tm_year) + 1900)"
     }
 
     /// `YYYYMMDDHHMMSS` in UTC (RFC 3659 2.3), for MDTM and MLSx.
@@ -82,7 +84,7 @@ struct FTPEntry: Equatable {
         var seconds = time_t(time)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return "\(parts.tm_year + 1900)" + [parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec]
+        return "\(Int(parts.tm_year) + 1900)" + [parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec]
             .map { String($0).zeroPad(2) }.joined()
     }
 }

@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// Why a path argument is refused.
-enum FTPPathError: Error, Equatable {
+enum FTPPathError: Error, Equatable, Sendable {
     /// NUL, CR or LF in the name (RFC 959 names travel on the Telnet control connection).
     case badCharacters
     /// The path would leave the user's root (through `..` or a symbolic link).
@@ -16,7 +16,7 @@ enum FTPPathError: Error, Equatable {
 /// A user's view of the file system: a real root folder, shown as `/`, and a current folder.
 /// Every argument is resolved inside the root; `..` stops at `/`, and a symbolic link whose
 /// target lies outside the root is refused.
-struct FTPFileSystem {
+struct FTPFileSystem: Sendable, Equatable {
     /// The root's real path (symbolic links resolved), without a trailing slash.
     let root: String
     /// The current folder as the user sees it ("/", "/docs").
@@ -67,7 +67,7 @@ struct FTPFileSystem {
     func creatable(_ argument: String) throws(FTPPathError) -> (virtual: String, real: String) {
         let virtual = try virtualPath(argument)
         guard virtual != "/" else { throw .outside }
-        let slash = virtual.lastIndex(of: "/")!
+        guard let slash = virtual.lastIndex(of: "/") else { throw .outside }
         let parentVirtual = slash == virtual.startIndex ? "/" : String(virtual[..<slash])
         let parent = try existing(parentVirtual)
         let real = realPath(virtual: virtual)

@@ -11,7 +11,7 @@ import NIOCore
 import NIOSSL
 
 /// A configured FTP account.
-struct FTPUser: Sendable {
+struct FTPUser: Sendable, Equatable {
     var name: String
     var password: String?
     /// The real folder shown to the user as `/`.
@@ -125,8 +125,10 @@ public struct FTPService: InetService {
     }
 
     public func configureTCPConnection(_ channel: any Channel) throws {
-        let session = FTPSession(settings: settings, tls: tls, counter: counter, logger: logger)
-        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(session: session, tls: tls, logger: logger))
+        let session = FTPSession(settings: settings, tlsAvailable: tls != nil, logger: logger)
+        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(
+            session: session, effects: FTPEffects(settings: settings, tls: tls), tls: tls, logger: logger,
+            admission: LineAdmission(counter: counter, limit: settings.maxConnectionsPerAddress)))
     }
 }
 

@@ -7,43 +7,147 @@ import InetCore
 import InetLine
 import Logging
 import NIOCore
-import NIOPosix
-import NIOSSL
 
-/// One FTP control connection (RFC 959 5.4 command-reply sequences), on its event loop.
+/// What an FTP session asks of the world: files (off the event loop) and data connections.
+/// Run by `FTPEffects`.
+enum FTPEffect {
+    /// Wait before answering a failed login.
+    case delay(seconds: Double)
+    /// A file-system request for a logged-in user.
+    case files(FTPFileRequest)
+    /// Open a passive listener on `host` for `client` (closing any earlier one).
+    case openPassive(host: String, client: String, protected: Bool)
+    /// Close the passive listener (PORT replaced it, or ABOR without a transfer).
+    case closePassive
+    /// Prepare a transfer (resolve and open its file) and wait for its data connection.
+    case startTransfer(FTPTransfer)
+    /// Move the data of the transfer whose connection is open.
+    case moveData
+    /// ABOR: close the transfer's data connection (or the listener it waits on).
+    case abortTransfer
+}
+
+/// What came of an `FTPEffect`.
+enum FTPOutcome {
+    case delayed
+    case files(FTPFileResult)
+    case passiveOpened(port: Int)
+    case passiveFailed
+    case passiveClosed
+    /// The file could not be used for the transfer (550, 553, 554).
+    case transferRefused(FTPFileFailure)
+    /// No data connection came (or could be made) in time.
+    case noDataConnection
+    /// The data connection is open: the 150 can be sent.
+    case dataReady(FTPTransferReady)
+    case transferred(bytes: Int)
+    case transferFailed(FTPTransferError)
+    case aborted
+}
+
+/// A transfer as the session asks for it.
+struct FTPTransfer: Sendable {
+    enum Kind: Sendable, Equatable {
+        /// LIST, NLST or MLSD of a path, with ls-style flags.
+        case listing(verb: String, path: String, flags: String)
+        case retrieve(path: String, offset: Int)
+        /// STOR (`offset` from REST), APPE, or STOU (a unique name made from `path`).
+        case store(verb: String, path: String, offset: Int)
+    }
+
+    enum DataConnection: Sendable, Equatable {
+        case passive
+        case active(SocketAddress)
+    }
+
+    var kind: Kind
+    var files: FTPFileSystem
+    var user: String
+    var writable: Bool
+    var ascii: Bool
+    var data: DataConnection
+    /// PROT P: the data connection speaks TLS.
+    var protected: Bool
+}
+
+/// A transfer whose data connection is open.
+struct FTPTransferReady: Sendable, Equatable {
+    /// The virtual path of the file (for STOU's 150 and the log).
+    var virtual: String
+    /// The file's size (RETR), for the 150 reply.
+    var size: Int
+}
+
+/// One FTP control connection (RFC 959 5.4 command-reply sequences): a line in, actions out.
+/// Pure: files and data connections are `FTPEffect`s, so unit tests and the fuzzer drive every
+/// command without sockets.
 final class FTPSession: LineSession {
+    /// A logged-in user.
+    struct Account {
+        var user: FTPUser
+        var files: FTPFileSystem
+    }
+
+    enum Login {
+        case awaitingUser
+        case awaitingPassword(name: String)
+        /// PASS was wrong: the 530 comes after a delay, and then the connection may end.
+        case rejecting(closing: Bool)
+        /// PASS was right: the user's home is being resolved.
+        case opening(FTPUser)
+        case loggedIn(Account)
+    }
+
+    /// Where the next transfer's data connection comes from.
+    enum DataChannel: Equatable {
+        case none
+        /// A listener is open on this port.
+        case passive(port: Int)
+        /// PORT/EPRT: the server connects to the client.
+        case active(SocketAddress)
+    }
+
+    /// What the session is waiting for, besides nothing.
+    enum Step {
+        case idle
+        case passive(extended: Bool, localIP: String)
+        /// A file request for this command.
+        case files(verb: String, argument: String)
+        case transfer(FTPTransfer)
+        /// The data connection is open and the 150 sent.
+        case moving(FTPTransfer, FTPTransferReady)
+    }
+
     let settings: FTPSettings
-    let tls: NIOSSLContext?
-    let counter: AddressConnectionCounter
+    let tlsAvailable: Bool
     let logger: Logger
 
-    private var eventLoop: (any EventLoop)?
     private var peer: SocketAddress?
     private var local: SocketAddress?
-    private var countedAddress: String?
-    private var pendingUser: String?
-    private(set) var account: FTPUser?
-    private(set) var files: FTPFileSystem?
+    private(set) var login = Login.awaitingUser
+    private(set) var dataChannel = DataChannel.none
+    private var step = Step.idle
     private var loginFailures = 0
     private var errors: LineErrorBudget
     private var ascii = false
     private var restart = 0
     private var renameFrom: (virtual: String, real: String)?
-    private var passive: PassiveListener?
-    private var active: SocketAddress?
     private var epsvAll = false
     private var tlsActive = false
     private var protectData = false
-    /// The data connection of the transfer in progress (closed by ABOR).
-    private var transferChannel: (any Channel)?
+    /// ABOR came during the transfer in progress.
     private var aborted = false
 
-    init(settings: FTPSettings, tls: NIOSSLContext?, counter: AddressConnectionCounter, logger: Logger) {
+    init(settings: FTPSettings, tlsAvailable: Bool, logger: Logger) {
         self.settings = settings
-        self.tls = tls
-        self.counter = counter
+        self.tlsAvailable = tlsAvailable
         self.logger = logger
         errors = LineErrorBudget(limit: settings.maxErrors, closing: "421 Too many errors; closing.")
+    }
+
+    var account: Account? {
+        if case .loggedIn(let account) = login { return account }
+        return nil
     }
 
     var maximumLineLength: Int { FTPSettings.maximumLineLength }
@@ -52,42 +156,34 @@ final class FTPSession: LineSession {
         (settings.commandTimeout, "421 Timeout: closing control connection.\r\n")
     }
 
-    func start(context: LineSessionContext) -> [LineAction] {
-        eventLoop = context.eventLoop
+    func start(context: LineSessionContext) -> [LineAction<FTPEffect>] {
         peer = context.peer
         local = context.local
-        let address = peer?.ipAddress ?? "?"
-        guard counter.open(address, limit: settings.maxConnectionsPerAddress) else {
-            return [.reply("421 Too many connections from your address.\r\n"), .close]
-        }
-        countedAddress = address
+        guard !context.overAddressLimit else { return [.reply("421 Too many connections from your address.\r\n"), .close] }
         return [.reply("220 InetKit FTP server ready.\r\n")]
     }
 
-    func closed() {
-        if let countedAddress { counter.close(countedAddress) }
-        countedAddress = nil
-        passive?.close()
-        passive = nil
-        transferChannel?.close(promise: nil)
+    func closed() -> [FTPEffect] {
+        // The runner closes whatever listener and data connection it still holds.
+        []
     }
 
-    func lineTooLong() -> [LineAction] {
+    func lineTooLong() -> [LineAction<FTPEffect>] {
         fail("500 Command line too long.")
     }
 
-    private func reply(_ text: String) -> [LineAction] {
+    private func reply(_ text: String) -> [LineAction<FTPEffect>] {
         [.reply(text + "\r\n")]
     }
 
-    private func fail(_ text: String) -> [LineAction] {
+    private func fail(_ text: String) -> [LineAction<FTPEffect>] {
         errors.fail(text)
     }
 
     /// The command and argument, with Telnet IP/Synch bytes that clients send before ABOR removed.
     private func parse(_ line: ByteBuffer) -> (String, String)? {
-        var bytes = Array(line.readableBytesView)
-        while let first = bytes.first, first >= 0xF0 { bytes.removeFirst() }
+        var bytes = Array(line.readableBytesView)[...]
+        while let first = bytes.first, first >= 0xF0 { bytes = bytes.dropFirst() }
         guard !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self) else { return nil }
         let space = text.firstIndex(of: " ") ?? text.endIndex
         let verb = text[..<space].uppercased()
@@ -95,25 +191,23 @@ final class FTPSession: LineSession {
         return (verb, argument)
     }
 
-    func receiveWhileBusy(line: ByteBuffer) -> [LineAction]? {
+    func receiveWhileBusy(line: ByteBuffer) -> [LineAction<FTPEffect>]? {
         guard let (verb, _) = parse(line) else { return nil }
-        switch verb {
-        case "ABOR":
+        switch (verb, step) {
+        case ("ABOR", .transfer), ("ABOR", .moving):
             // The transfer's own reply (426) comes first, then 226 for the ABOR (RFC 959 4.1.3).
             aborted = true
-            transferChannel?.close(promise: nil)
-            passive?.close()
-            return []
-        case "STAT":
+            return [.signal(.abortTransfer)]
+        case ("STAT", .transfer), ("STAT", .moving):
             return reply("213 Transfer in progress.")
-        case "NOOP":
+        case ("NOOP", .transfer), ("NOOP", .moving):
             return reply("200 NOOP ok.")
         default:
             return nil
         }
     }
 
-    func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction] {
+    func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction<FTPEffect>] {
         guard let (verb, argument) = parse(line) else { return fail("500 Bad characters in command.") }
         // Commands that need no login.
         switch verb {
@@ -131,7 +225,7 @@ final class FTPSession: LineSession {
             if upper.hasPrefix("MLST") { return reply("200 MLST OPTS type;size;modify;perm;") }
             return fail("501 Option not understood.")
         case "AUTH":
-            guard let _ = tls else { return fail("502 TLS is not configured.") }
+            guard tlsAvailable else { return fail("502 TLS is not configured.") }
             guard ["TLS", "TLS-C", "SSL"].contains(argument.uppercased()) else { return fail("504 Unknown AUTH type.") }
             guard !tlsActive else { return fail("503 Already using TLS.") }
             tlsActive = true
@@ -149,15 +243,13 @@ final class FTPSession: LineSession {
         case "ACCT": return fail("502 ACCT not implemented.")
         default: break
         }
-        guard let files, let account else {
-            return fail(["ABOR", "CWD", "XCWD", "CDUP", "XCUP", "PWD", "XPWD", "LIST", "NLST", "RETR", "STOR", "STOU", "APPE", "DELE", "MKD", "XMKD",
-                         "RMD", "XRMD", "RNFR", "RNTO", "TYPE", "MODE", "STRU", "PASV", "EPSV", "PORT", "EPRT", "REST", "STAT", "SIZE",
-                         "MDTM", "MLST", "MLSD"].contains(verb) ? "530 Please login with USER and PASS." : "500 Unknown command.")
+        guard let account else {
+            return fail(Self.needsLogin.contains(verb) ? "530 Please login with USER and PASS." : "500 Unknown command.")
         }
         switch verb {
-        case "PWD", "XPWD": return reply("257 \"\(files.current.replacingQuotes)\" is the current directory")
-        case "CWD", "XCWD": return changeDirectory(argument)
-        case "CDUP", "XCUP": return changeDirectory("..")
+        case "PWD", "XPWD": return reply("257 \"\(account.files.current.replacingQuotes)\" is the current directory")
+        case "CWD", "XCWD": return files(verb, argument, .changeDirectory(account.files, argument.isEmpty ? "/" : argument))
+        case "CDUP", "XCUP": return files("CWD", "..", .changeDirectory(account.files, ".."))
         case "TYPE":
             switch argument.uppercased() {
             case "I", "L 8", "L8": ascii = false; return reply("200 Switching to Binary mode.")
@@ -176,32 +268,43 @@ final class FTPSession: LineSession {
             restart = offset
             return reply("350 Restart position accepted (\(offset)).")
         case "ABOR":
-            passive?.close()
-            passive = nil
-            return reply("225 No transfer to abort.")
-        case "SIZE": return size(argument)
-        case "MDTM": return modificationTime(argument)
-        case "MLST": return machineListing(argument)
+            let closing: [LineAction<FTPEffect>] = if case .passive = dataChannel { [.signal(.closePassive)] } else { [] }
+            dataChannel = .none
+            return closing + reply("225 No transfer to abort.")
+        case "SIZE": return files(verb, argument, .inspect(account.files, argument))
+        case "MDTM": return files(verb, argument, .inspect(account.files, argument))
+        case "MLST": return files(verb, argument, .inspect(account.files, argument.isEmpty ? "." : argument))
         case "STAT":
             if argument.isEmpty {
-                return [.reply("211-FTP server status:\r\n Logged in as \(account.name)\r\n TYPE: \(ascii ? "ASCII" : "BINARY")\r\n Data connection: \(passive != nil ? "passive" : active != nil ? "active" : "none")\r\n211 End of status\r\n")]
+                let data = switch dataChannel {
+                case .passive: "passive"
+                case .active: "active"
+                case .none: "none"
+                }
+                return [.reply("211-FTP server status:\r\n Logged in as \(account.user.name)\r\n TYPE: \(ascii ? "ASCII" : "BINARY")\r\n Data connection: \(data)\r\n211 End of status\r\n")]
             }
-            return statusListing(argument)
-        case "LIST", "NLST", "MLSD": return listing(verb, argument)
-        case "RETR": return retrieve(argument)
-        case "STOR", "APPE", "STOU": return store(verb, argument)
-        case "DELE", "MKD", "XMKD", "RMD", "XRMD", "RNFR", "RNTO": return change(verb, argument)
+            return files(verb, argument, .listing(account.files, argument, writable: account.user.writable))
+        case "LIST", "NLST", "MLSD": return listing(verb, argument, account: account)
+        case "RETR": return retrieve(argument, account: account)
+        case "STOR", "APPE", "STOU": return store(verb, argument, account: account)
+        case "DELE", "MKD", "XMKD", "RMD", "XRMD", "RNFR", "RNTO": return change(verb, argument, account: account)
         default:
             return fail("500 Unknown command.")
         }
     }
 
+    static let needsLogin: Set<String> = [
+        "ABOR", "CWD", "XCWD", "CDUP", "XCUP", "PWD", "XPWD", "LIST", "NLST", "RETR", "STOR", "STOU", "APPE", "DELE", "MKD", "XMKD",
+        "RMD", "XRMD", "RNFR", "RNTO", "TYPE", "MODE", "STRU", "PASV", "EPSV", "PORT", "EPRT", "REST", "STAT", "SIZE",
+        "MDTM", "MLST", "MLSD",
+    ]
+
     // MARK: - Login
 
-    private func user(_ name: String) -> [LineAction] {
+    private func user(_ name: String) -> [LineAction<FTPEffect>] {
         guard account == nil else { return fail("530 Already logged in; this server does not change users.") }
         guard !name.isEmpty else { return fail("501 USER needs a name.") }
-        pendingUser = name
+        login = .awaitingPassword(name: name)
         if ["anonymous", "ftp"].contains(name.lowercased()) {
             guard settings.anonymousRoot != nil else { return reply("331 Please specify the password.") }
             return reply("331 Anonymous login ok, send your e-mail address as password.")
@@ -209,138 +312,131 @@ final class FTPSession: LineSession {
         return reply("331 Please specify the password.")
     }
 
-    private func pass(_ password: String) -> [LineAction] {
+    private func pass(_ password: String) -> [LineAction<FTPEffect>] {
         guard account == nil else { return reply("230 Already logged in.") }
-        guard let name = pendingUser else { return fail("503 Login with USER first.") }
-        pendingUser = nil
-        if let user = settings.account(name), user.anonymous || user.password.map({ Secret.equal($0, password) }) == true,
-           let files = FTPFileSystem(root: user.home) {
-            account = user
-            self.files = files
-            logger.info("login", metadata: ["user": "\(user.name)", "peer": "\(peer?.ipAddress ?? "?")"])
-            return reply("230 Login successful.")
+        guard case .awaitingPassword(let name) = login else { return fail("503 Login with USER first.") }
+        if let user = settings.account(name), user.anonymous || user.password.map({ Secret.equal($0, password) }) == true {
+            login = .opening(user)
+            return [.perform(.files(.home(user)))]
         }
-        loginFailures += 1
-        let close = loginFailures >= settings.maxLoginFailures
-        guard let loop = eventLoop else { return [] }
-        logger.notice("failed login", metadata: ["user": "\(name)", "peer": "\(peer?.ipAddress ?? "?")"])
-        let delay = TimeAmount.nanoseconds(Int64(settings.loginDelay * 1e9))
-        let future = loop.assumeIsolated().scheduleTask(in: delay) { () -> [LineAction] in
-            close ? [.reply("530 Login incorrect.\r\n"), .reply("421 Too many failed logins; closing.\r\n"), .close]
-                : [.reply("530 Login incorrect.\r\n")]
-        }.futureResult.assumeIsolated()
-        return [.wait(future)]
+        return rejectLogin(name)
     }
 
-    private func features() -> [LineAction] {
+    private func rejectLogin(_ name: String) -> [LineAction<FTPEffect>] {
+        loginFailures += 1
+        logger.notice("failed login", metadata: ["user": "\(name)", "peer": "\(peer?.ipAddress ?? "?")"])
+        login = .rejecting(closing: loginFailures >= settings.maxLoginFailures)
+        return [.perform(.delay(seconds: settings.loginDelay))]
+    }
+
+    private func features() -> [LineAction<FTPEffect>] {
         var lines = ["EPRT", "EPSV", "MDTM", "MLST type*;size*;modify*;perm*;", "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"]
-        if tls != nil { lines += ["AUTH TLS", "PBSZ", "PROT"] }
+        if tlsAvailable { lines += ["AUTH TLS", "PBSZ", "PROT"] }
         return [.reply("211-Features:\r\n" + lines.map { " \($0)\r\n" }.joined() + "211 End\r\n")]
     }
 
-    // MARK: - Paths
+    // MARK: - Files
 
-    private func pathError(_ error: FTPPathError) -> [LineAction] {
-        switch error {
-        case .badCharacters: return fail("501 Invalid characters in the name.")
-        case .outside: return fail("550 Permission denied.")
-        case .notFound: return fail("550 No such file or directory.")
+    private func files(_ verb: String, _ argument: String, _ request: FTPFileRequest) -> [LineAction<FTPEffect>] {
+        step = .files(verb: verb, argument: argument)
+        return [.perform(.files(request))]
+    }
+
+    private func failure(_ failure: FTPFileFailure) -> [LineAction<FTPEffect>] {
+        switch failure {
+        case .path(.badCharacters): return fail("501 Invalid characters in the name.")
+        case .path(.outside): return fail("550 Permission denied.")
+        case .path(.notFound): return fail("550 No such file or directory.")
+        case .notADirectory: return fail("550 Not a directory.")
+        case .isADirectory(let verb):
+            switch verb {
+            case "SIZE": return fail("550 Could not get file size.")
+            case "DELE": return fail("550 That is a directory; use RMD.")
+            case "MLSD": return fail("501 MLSD needs a directory.")
+            case "STOR", "APPE", "STOU": return fail("550 A directory has that name.")
+            default: return fail("550 Failed to open file.")
+            }
+        case .needsDirectory: return fail("501 MLSD needs a directory.")
+        case .unreadable: return fail("550 Permission denied.")
+        case .cannotCreate: return fail("553 Could not create file.")
+        case .restartPastEnd(let offset): return fail("554 Restart offset \(offset) is past the end of the file.")
+        case .operationFailed(let verb):
+            switch verb {
+            case "DELE": return fail("550 Delete operation failed.")
+            case "MKD", "XMKD": return fail("550 Create directory operation failed.")
+            case "RMD", "XRMD": return fail("550 Remove directory operation failed.")
+            case "RNTO": return fail("550 Rename failed.")
+            case "MDTM": return fail("550 Could not get file modification time.")
+            default: return fail("550 No such file or directory.")
+            }
+        case .root: return fail("550 Permission denied.")
         }
     }
 
-    private func changeDirectory(_ argument: String) -> [LineAction] {
-        guard var files else { return [] }
-        do {
-            let (virtual, real) = try files.existing(argument.isEmpty ? "/" : argument)
-            guard let entry = FTPEntry.info(real, name: ""), entry.isDirectory else { return fail("550 Not a directory.") }
-            files.current = virtual
-            self.files = files
+    private func filesCompleted(_ result: FTPFileResult, verb: String) -> [LineAction<FTPEffect>] {
+        guard case .loggedIn(var account) = login else { return [] }
+        switch result {
+        case .failed(let why):
+            return failure(why)
+        case .home:
+            return []
+        case .directory(let virtual):
+            account.files.current = virtual
+            login = .loggedIn(account)
             return reply("250 Directory successfully changed.")
-        } catch {
-            return pathError(error)
-        }
-    }
-
-    private func size(_ argument: String) -> [LineAction] {
-        do {
-            let (_, real) = try files!.existing(argument)
-            guard let entry = FTPEntry.info(real, name: ""), !entry.isDirectory else { return fail("550 Could not get file size.") }
-            return reply("213 \(entry.size)")
-        } catch {
-            return pathError(error)
-        }
-    }
-
-    private func modificationTime(_ argument: String) -> [LineAction] {
-        do {
-            let (_, real) = try files!.existing(argument)
-            guard let entry = FTPEntry.info(real, name: "") else { return fail("550 Could not get file modification time.") }
-            return reply("213 \(FTPEntry.factTime(entry.modified))")
-        } catch {
-            return pathError(error)
-        }
-    }
-
-    private func machineListing(_ argument: String) -> [LineAction] {
-        do {
-            let (virtual, real) = try files!.existing(argument.isEmpty ? "." : argument)
-            guard let entry = FTPEntry.info(real, name: virtual) else { return fail("550 No such file or directory.") }
-            return [.reply("250-Listing \(virtual)\r\n \(entry.facts(writable: account!.writable, name: virtual))\r\n250 End\r\n")]
-        } catch {
-            return pathError(error)
-        }
-    }
-
-    private func statusListing(_ argument: String) -> [LineAction] {
-        do {
-            let (_, real) = try files!.existing(argument)
-            let text = Self.listingText("LIST", real: real, writable: account!.writable)
+        case .found(let virtual, let real, let entry):
+            switch verb {
+            case "SIZE": return entry.isDirectory ? fail("550 Could not get file size.") : reply("213 \(entry.size)")
+            case "MDTM": return reply("213 \(FTPEntry.factTime(entry.modified))")
+            case "MLST": return [.reply("250-Listing \(virtual)\r\n \(entry.facts(writable: account.user.writable, name: virtual))\r\n250 End\r\n")]
+            case "RNFR":
+                renameFrom = (virtual, real)
+                return reply("350 Ready for RNTO.")
+            default: return []
+            }
+        case .listing(let text):
             return [.reply("213-Status follows:\r\n" + text + "213 End of status\r\n")]
-        } catch {
-            return pathError(error)
+        case .changed(let virtual):
+            switch verb {
+            case "DELE": return reply("250 Delete operation successful.")
+            case "MKD", "XMKD": return reply("257 \"\(virtual.replacingQuotes)\" created")
+            case "RMD", "XRMD": return reply("250 Remove directory operation successful.")
+            default: return reply("250 Rename successful.")
+            }
         }
     }
 
-    /// Listing lines (CRLF-terminated) of a folder or a single file.
-    private static func listingText(_ verb: String, real: String, writable: Bool, arguments: String = "") -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        guard let entry = FTPEntry.info(real, name: String(real.split(separator: "/").last ?? "")) else { return "" }
-        let entries = entry.isDirectory ? (FTPEntry.list(real, all: arguments.contains("a")) ?? []) : [entry]
+    private func change(_ verb: String, _ argument: String, account: Account) -> [LineAction<FTPEffect>] {
+        guard account.user.writable else { return fail("550 Permission denied.") }
+        guard !argument.isEmpty else { return fail("501 \(verb) needs a name.") }
         switch verb {
-        case "NLST": return entries.map { $0.name + "\r\n" }.joined()
-        case "MLSD": return entries.map { $0.facts(writable: writable) + "\r\n" }.joined()
-        default: return entries.map { $0.longFormat(now: Int(now.tv_sec)) + "\r\n" }.joined()
+        case "DELE": return files(verb, argument, .delete(account.files, argument))
+        case "MKD", "XMKD": return files(verb, argument, .makeDirectory(account.files, argument))
+        case "RMD", "XRMD": return files(verb, argument, .removeDirectory(account.files, argument))
+        case "RNFR": return files(verb, argument, .renameSource(account.files, argument))
+        default:  // RNTO
+            guard let from = renameFrom else { return fail("503 RNFR required first.") }
+            renameFrom = nil
+            return files(verb, argument, .rename(account.files, fromReal: from.real, to: argument))
         }
     }
 
     // MARK: - Data connections
 
-    private func passiveMode(extended: Bool, _ argument: String) -> [LineAction] {
+    private func passiveMode(extended: Bool, _ argument: String) -> [LineAction<FTPEffect>] {
         if extended, argument.uppercased() == "ALL" {
             epsvAll = true
             return reply("200 EPSV ALL ok.")
         }
         guard !(epsvAll && !extended) else { return fail("503 EPSV ALL is in force.") }
-        guard let loop = eventLoop, let localIP = local?.ipAddress, let client = peer?.ipAddress else { return [] }
+        guard let localIP = local?.ipAddress, let client = peer?.ipAddress else { return fail("425 Cannot open a passive port.") }
         if !extended, localIP.contains(":") { return fail("522 Use EPSV with IPv6.") }
-        passive?.close()
-        passive = nil
-        active = nil
-        let tls = protectData ? self.tls : nil
-        let opened = PassiveListener.open(on: loop, host: localIP, ports: settings.passivePorts, client: client, tls: tls,
-                                          stallTimeout: settings.dataTimeout)
-        return [.wait(opened.assumeIsolated().map { listener -> [LineAction] in
-            self.passive = listener
-            if extended { return [.reply("229 Entering Extended Passive Mode (|||\(listener.port)|)\r\n")] }
-            let announced = (self.settings.passiveAddress ?? localIP).replacingDots
-            return [.reply("227 Entering Passive Mode (\(announced),\(listener.port >> 8),\(listener.port & 0xFF)).\r\n")]
-        }.recover { _ in
-            [.reply("425 Cannot open a passive port.\r\n")]
-        })]
+        dataChannel = .none
+        step = .passive(extended: extended, localIP: localIP)
+        return [.perform(.openPassive(host: localIP, client: client, protected: protectData))]
     }
 
-    private func activeMode(_ argument: String, extended: Bool) -> [LineAction] {
+    private func activeMode(_ argument: String, extended: Bool) -> [LineAction<FTPEffect>] {
         guard !epsvAll else { return fail("503 EPSV ALL is in force.") }
         let target: FTPHostPort
         do {
@@ -351,17 +447,15 @@ final class FTPSession: LineSession {
             case .syntax: return fail(extended ? "501 Bad EPRT argument." : "501 Bad PORT argument.")
             }
         }
-        let (host, port) = (target.host, target.port)
-        guard let address = try? SocketAddress(ipAddress: host, port: port) else { return fail("501 Bad address.") }
+        guard let address = try? SocketAddress(ipAddress: target.host, port: target.port) else { return fail("501 Bad address.") }
         // No FTP bounce (RFC 2577 3): only the client's own address, and no privileged port.
         guard address.ipAddress == peer?.ipAddress || Self.sameHost(address, peer) else {
             return fail("504 Data connections go only to the client's own address.")
         }
-        guard port >= 1024 else { return fail("504 Ports below 1024 are refused.") }
-        passive?.close()
-        passive = nil
-        active = address
-        return reply("200 \(extended ? "EPRT" : "PORT") command successful. Consider using PASV.")
+        guard target.port >= 1024 else { return fail("504 Ports below 1024 are refused.") }
+        let closing: [LineAction<FTPEffect>] = if case .passive = dataChannel { [.signal(.closePassive)] } else { [] }
+        dataChannel = .active(address)
+        return closing + reply("200 \(extended ? "EPRT" : "PORT") command successful. Consider using PASV.")
     }
 
     /// ::ffff:a.b.c.d and a.b.c.d are the same client.
@@ -371,194 +465,123 @@ final class FTPSession: LineSession {
         return strip(x) == strip(y)
     }
 
-    /// The data connection for the next transfer: the passive listener's first client, or a
-    /// connection to the PORT address; fails after data_timeout.
-    private func dataConnection() -> EventLoopFuture<any Channel>? {
-        guard let loop = eventLoop else { return nil }
-        if let passive {
-            self.passive = nil
-            let timeout = loop.scheduleTask(in: .nanoseconds(Int64(settings.dataTimeout * 1e9))) { passive.close() }
-            return passive.accepted.futureResult.always { _ in
-                timeout.cancel()
-                passive.channel.close(promise: nil)
-            }
+    /// Starts a transfer on the data channel set up by PASV/EPSV or PORT/EPRT (which it uses up).
+    private func transfer(_ kind: FTPTransfer.Kind, account: Account) -> [LineAction<FTPEffect>] {
+        let data: FTPTransfer.DataConnection
+        switch dataChannel {
+        case .none: return fail("425 Use PORT or PASV first.")
+        case .passive: data = .passive
+        case .active(let address): data = .active(address)
         }
-        if let active {
-            self.active = nil
-            return FTPData.connect(on: loop, to: active, timeout: settings.dataTimeout, tls: protectData ? tls : nil)
-        }
-        return nil
-    }
-
-    /// Runs a transfer: waits for the data connection, says 150, moves the data, then 226 — or
-    /// 425/426/451 — and, after an ABOR, 226 for the ABOR too.
-    private func transfer(_ opening: String, _ move: @escaping (any Channel) -> EventLoopFuture<Int>,
-                          after: @escaping (_ succeeded: Bool) -> Void = { _ in }) -> [LineAction] {
-        guard let connection = dataConnection() else { return fail("425 Use PORT or PASV first.") }
+        dataChannel = .none
         aborted = false
-        let finished = connection.assumeIsolated().map { channel -> [LineAction] in
-            self.transferChannel = channel
-            let done = move(channel).assumeIsolated().map { _ -> FTPTransferError? in nil }.recover { error in
-                (error as? FTPTransferError) ?? FTPTransferError(reply: "426 Connection closed; transfer aborted.")
-            }.map { failure -> [LineAction] in
-                self.transferChannel = nil
-                channel.close(promise: nil)
-                after(failure == nil)
-                if let failure, !self.aborted {
-                    self.logger.warning("transfer failed", metadata: [
-                        "peer": "\(self.peer?.ipAddress ?? "?")", "user": "\(self.account?.name ?? "?")", "reply": "\(failure.reply)",
-                    ])
-                }
-                if self.aborted {
-                    self.aborted = false
-                    return [.reply("426 Connection closed; transfer aborted.\r\n"), .reply("226 Abort successful.\r\n")]
-                }
-                return [.reply((failure?.reply ?? "226 Transfer complete.") + "\r\n")]
-            }
-            return [.reply(opening + "\r\n"), .wait(done)]
-        }.recover { _ -> [LineAction] in
-            after(false)
-            if self.aborted {
-                self.aborted = false
-                return [.reply("225 Data connection closed; no transfer.\r\n"), .reply("226 Abort successful.\r\n")]
-            }
-            return [.reply("425 Cannot open data connection.\r\n")]
-        }
-        return [.wait(finished)]
+        let transfer = FTPTransfer(kind: kind, files: account.files, user: account.user.name, writable: account.user.writable,
+                                   ascii: ascii, data: data, protected: protectData)
+        step = .transfer(transfer)
+        return [.perform(.startTransfer(transfer))]
     }
 
-    private func listing(_ verb: String, _ argument: String) -> [LineAction] {
+    private func listing(_ verb: String, _ argument: String, account: Account) -> [LineAction<FTPEffect>] {
         // Options like -la are accepted and dropped (ls-style clients send them).
-        var path = argument
+        var path = Substring(argument)
         var flags = ""
         while path.hasPrefix("-") {
             let end = path.firstIndex(of: " ") ?? path.endIndex
             flags += path[..<end]
-            path = String(path[end...].drop { $0 == " " })
+            path = path[end...].drop { $0 == " " }
         }
-        do {
-            let (_, real) = try files!.existing(path.isEmpty ? "." : path)
-            if verb == "MLSD", let entry = FTPEntry.info(real, name: ""), !entry.isDirectory { return fail("501 MLSD needs a directory.") }
-            let writable = account!.writable
-            // A folder may be large: it is read off the event loop once the data connection is up.
-            return transfer("150 Here comes the directory listing.") { channel in
-                NIOThreadPool.singleton.runIfActive(eventLoop: channel.eventLoop) {
-                    ByteBuffer(string: Self.listingText(verb, real: real, writable: writable, arguments: flags))
-                }.flatMap { FTPData.send($0, on: channel) }
-            }
-        } catch {
-            return pathError(error)
-        }
+        return transfer(.listing(verb: verb, path: path.isEmpty ? "." : String(path), flags: flags), account: account)
     }
 
-    private func retrieve(_ argument: String) -> [LineAction] {
+    private func retrieve(_ argument: String, account: Account) -> [LineAction<FTPEffect>] {
         let offset = restart
         restart = 0
-        do {
-            let (virtual, real) = try files!.existing(argument)
-            guard let entry = FTPEntry.info(real, name: ""), !entry.isDirectory else { return fail("550 Failed to open file.") }
-            guard access(real, R_OK) == 0 else { return fail("550 Permission denied.") }
-            let ascii = self.ascii
-            let chunked = ascii || protectData
-            let logger = self.logger
-            let user = account!.name
-            return transfer("150 Opening \(ascii ? "ASCII" : "BINARY") mode data connection for \(virtual) (\(entry.size) bytes).", { channel in
-                chunked ? FTPData.sendChunks(real, offset: offset, ascii: ascii, on: channel) : FTPData.sendFile(real, offset: offset, on: channel)
-            }, after: { succeeded in
-                if succeeded { logger.info("download", metadata: ["user": "\(user)", "file": "\(virtual)", "bytes": "\(entry.size - offset)"]) }
-            })
-        } catch {
-            return pathError(error)
-        }
+        return transfer(.retrieve(path: argument, offset: offset), account: account)
     }
 
-    private func store(_ verb: String, _ argument: String) -> [LineAction] {
+    private func store(_ verb: String, _ argument: String, account: Account) -> [LineAction<FTPEffect>] {
         let offset = restart
         restart = 0
-        guard account!.writable else { return fail("550 Permission denied.") }
-        guard passive != nil || active != nil else { return fail("425 Use PORT or PASV first.") }
-        var name = argument
-        if verb == "STOU" {
-            name = (argument.isEmpty ? "upload" : argument) + ".\(UInt32.random(in: 0...UInt32.max))"
-        }
-        let target: (virtual: String, real: String)
-        do {
-            target = try files!.creatable(name)
-        } catch {
-            return pathError(error)
-        }
-        if let entry = FTPEntry.info(target.real, name: ""), entry.isDirectory { return fail("550 A directory has that name.") }
-        // A plain STOR goes to a hidden temporary name in the same folder and is renamed into
-        // place only when complete; APPE and a restarted STOR write into the file itself.
-        let inPlace = verb == "APPE" || offset > 0
-        let slash = target.real.lastIndex(of: "/")!
-        let temporary = String(target.real[...slash]) + ".inetkit-upload-\(UInt32.random(in: 0...UInt32.max))-" + target.real[target.real.index(after: slash)...]
-        let path = inPlace ? target.real : temporary
-        let flags = inPlace ? (verb == "APPE" ? O_WRONLY | O_CREAT | O_APPEND : O_WRONLY | O_CREAT) : O_WRONLY | O_CREAT | O_EXCL
-        let fd = open(path, flags | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return fail("553 Could not create file.") }
-        if inPlace, verb != "APPE", offset > 0 {
-            // A restart resumes an upload: it cannot start past what is there (that would
-            // make a sparse file of any size), as ProFTPD and Pure-FTPd refuse too.
-            var info = stat()
-            guard fstat(fd, &info) == 0, offset <= Int(info.st_size) else {
-                close(fd)
-                return fail("554 Restart offset \(offset) is past the end of the file.")
-            }
-            lseek(fd, off_t(offset), SEEK_SET)
-            ftruncate(fd, off_t(offset))
-        }
-        let ascii = self.ascii
-        let logger = self.logger
-        let user = account!.name
-        let opening = verb == "STOU" ? "150 FILE: \(target.virtual)" : "150 Ok to send data."
-        return transfer(opening, { channel in
-            FTPData.receive(into: fd, ascii: ascii, on: channel).flatMap { count in
-                // Durable before 226: the data, then the name; fsync waits on the disk, so not here.
-                NIOThreadPool.singleton.runIfActive(eventLoop: channel.eventLoop) { () throws -> Int in
-                    guard fsync(fd) == 0 else { throw FTPTransferError(reply: "451 Cannot write the file.") }
-                    if !inPlace {
-                        guard rename(temporary, target.real) == 0 else { throw FTPTransferError(reply: "553 Could not store the file.") }
-                    }
-                    return count
-                }
-            }
-        }, after: { succeeded in
-            close(fd)
-            if !succeeded, !inPlace { unlink(temporary) }
-            if succeeded { logger.info("upload", metadata: ["user": "\(user)", "file": "\(target.virtual)"]) }
-        })
+        guard account.user.writable else { return fail("550 Permission denied.") }
+        return transfer(.store(verb: verb, path: argument, offset: offset), account: account)
     }
 
-    private func change(_ verb: String, _ argument: String) -> [LineAction] {
-        guard account!.writable else { return fail("550 Permission denied.") }
-        guard !argument.isEmpty else { return fail("501 \(verb) needs a name.") }
-        do {
-            switch verb {
-            case "DELE":
-                let (_, real) = try files!.existing(argument)
-                if let entry = FTPEntry.info(real, name: ""), entry.isDirectory { return fail("550 That is a directory; use RMD.") }
-                return unlink(real) == 0 ? reply("250 Delete operation successful.") : fail("550 Delete operation failed.")
-            case "MKD", "XMKD":
-                let (virtual, real) = try files!.creatable(argument)
-                return mkdir(real, 0o755) == 0 ? reply("257 \"\(virtual.replacingQuotes)\" created") : fail("550 Create directory operation failed.")
-            case "RMD", "XRMD":
-                let (virtual, real) = try files!.existing(argument)
-                guard virtual != "/" else { return fail("550 Permission denied.") }
-                return rmdir(real) == 0 ? reply("250 Remove directory operation successful.") : fail("550 Remove directory operation failed.")
-            case "RNFR":
-                let found = try files!.existing(argument)
-                guard found.virtual != "/" else { return fail("550 Permission denied.") }
-                renameFrom = found
-                return reply("350 Ready for RNTO.")
-            default:  // RNTO
-                guard let from = renameFrom else { return fail("503 RNFR required first.") }
-                renameFrom = nil
-                let (_, real) = try files!.creatable(argument)
-                return rename(from.real, real) == 0 ? reply("250 Rename successful.") : fail("550 Rename failed.")
+    // MARK: - Outcomes
+
+    func complete(_ outcome: FTPOutcome) -> [LineAction<FTPEffect>] {
+        switch outcome {
+        case .delayed:
+            guard case .rejecting(let closing) = login else { return [] }
+            login = .awaitingUser
+            return closing ? [.reply("530 Login incorrect.\r\n"), .reply("421 Too many failed logins; closing.\r\n"), .close]
+                : [.reply("530 Login incorrect.\r\n")]
+        case .files(.home(let files)):
+            guard case .opening(let user) = login else { return [] }
+            guard let files else { return rejectLogin(user.name) }
+            login = .loggedIn(Account(user: user, files: files))
+            logger.info("login", metadata: ["user": "\(user.name)", "peer": "\(peer?.ipAddress ?? "?")"])
+            return reply("230 Login successful.")
+        case .files(let result):
+            guard case .files(let verb, _) = step else { return [] }
+            step = .idle
+            return filesCompleted(result, verb: verb)
+        case .passiveOpened(let port):
+            guard case .passive(let extended, let localIP) = step else { return [] }
+            step = .idle
+            dataChannel = .passive(port: port)
+            if extended { return reply("229 Entering Extended Passive Mode (|||\(port)|)") }
+            let announced = (settings.passiveAddress ?? localIP).replacingDots
+            return reply("227 Entering Passive Mode (\(announced),\(port >> 8),\(port & 0xFF)).")
+        case .passiveFailed:
+            step = .idle
+            return reply("425 Cannot open a passive port.")
+        case .passiveClosed, .aborted:
+            return []
+        case .transferRefused(let why):
+            step = .idle
+            return failure(why)
+        case .noDataConnection:
+            step = .idle
+            if aborted {
+                aborted = false
+                return [.reply("225 Data connection closed; no transfer.\r\n"), .reply("226 Abort successful.\r\n")]
             }
-        } catch {
-            return pathError(error)
+            return reply("425 Cannot open data connection.")
+        case .dataReady(let ready):
+            guard case .transfer(let transfer) = step else { return [] }
+            step = .moving(transfer, ready)
+            return [.reply(opening(transfer, ready) + "\r\n"), .perform(.moveData)]
+        case .transferred(let bytes):
+            guard case .moving(let transfer, let ready) = step else { return [] }
+            step = .idle
+            if aborted {
+                aborted = false
+                return [.reply("426 Connection closed; transfer aborted.\r\n"), .reply("226 Abort successful.\r\n")]
+            }
+            switch transfer.kind {
+            case .retrieve: logger.info("download", metadata: ["user": "\(transfer.user)", "file": "\(ready.virtual)", "bytes": "\(bytes)"])
+            case .store: logger.info("upload", metadata: ["user": "\(transfer.user)", "file": "\(ready.virtual)", "bytes": "\(bytes)"])
+            case .listing: break
+            }
+            return reply("226 Transfer complete.")
+        case .transferFailed(let error):
+            step = .idle
+            if aborted {
+                aborted = false
+                return [.reply("426 Connection closed; transfer aborted.\r\n"), .reply("226 Abort successful.\r\n")]
+            }
+            logger.warning("transfer failed", metadata: [
+                "peer": "\(peer?.ipAddress ?? "?")", "user": "\(account?.user.name ?? "?")", "reply": "\(error.reply)",
+            ])
+            return reply(error.reply)
+        }
+    }
+
+    private func opening(_ transfer: FTPTransfer, _ ready: FTPTransferReady) -> String {
+        switch transfer.kind {
+        case .listing: "150 Here comes the directory listing."
+        case .retrieve: "150 Opening \(transfer.ascii ? "ASCII" : "BINARY") mode data connection for \(ready.virtual) (\(ready.size) bytes)."
+        case .store(let verb, _, _): verb == "STOU" ? "150 FILE: \(ready.virtual)" : "150 Ok to send data."
         }
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import InetLine
 import NIOCore
+import NIOPosix
 import NIOSSL
 
 /// The POP3 service's options (`services.pop3`).
@@ -95,6 +96,52 @@ public struct POP3Service: InetService {
 
     public func configureTCPConnection(_ channel: any Channel) throws {
         let session = POP3Session(settings: settings, store: store, tlsAvailable: tls != nil)
-        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(session: session, tls: tls, logger: logger))
+        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(session: session, effects: POP3Effects(store: store), tls: tls, logger: logger))
     }
+}
+
+/// Runs a POP3 session's effects: the maildrop lock, and every file operation on the mail I/O
+/// threads.
+final class POP3Effects: LineEffectRunner {
+    let store: Maildir
+
+    init(store: Maildir) {
+        self.store = store
+    }
+
+    func perform(_ effect: POP3Effect, on loop: any EventLoop) -> EventLoopFuture<POP3Outcome> {
+        let store = self.store
+        switch effect {
+        case .delay(let seconds):
+            return loop.scheduleTask(in: .seconds(clamping: seconds)) { POP3Outcome.delayed }.futureResult
+        case .open(let folder):
+            guard MailboxLocks.shared.lock(folder) else { return loop.makeSucceededFuture(.locked) }
+            return Maildir.ioThreads.runIfActive(eventLoop: loop) { try store.messages(in: folder) }
+                .map { POP3Outcome.opened($0) }
+                .recover { _ in
+                    MailboxLocks.shared.unlock(folder)
+                    return .openFailed
+                }
+        case .read(let message):
+            return Maildir.ioThreads.runIfActive(eventLoop: loop) { try MaildirReader(path: message.path) }
+                .map { POP3Outcome.reader($0) }.recover { _ in .unreadable }
+        case .nextChunk(let reader):
+            return Maildir.ioThreads.runIfActive(eventLoop: loop) { try reader.next(ByteBufferAllocator()) }
+                .map { POP3Outcome.chunk($0) }.recover { _ in .readFailed }
+        case .remove(let doomed, let folder):
+            return Maildir.ioThreads.runIfActive(eventLoop: loop) { () -> Bool in
+                var allRemoved = true
+                for message in doomed {
+                    do { try store.remove(message) } catch { allRemoved = false }
+                }
+                return allRemoved
+            }.always { _ in MailboxLocks.shared.unlock(folder) }
+                .map { POP3Outcome.removed(allRemoved: $0) }.recover { _ in .removed(allRemoved: false) }
+        case .unlock(let folder):
+            MailboxLocks.shared.unlock(folder)
+            return loop.makeSucceededFuture(.unlocked)
+        }
+    }
+
+    func closed() {}
 }

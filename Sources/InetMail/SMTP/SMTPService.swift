@@ -106,9 +106,49 @@ public struct SMTPService: InetService {
     }
 
     public func configureTCPConnection(_ channel: any Channel) throws {
-        let session = SMTPSession(settings: settings, store: store, tlsAvailable: tls != nil, counter: counter, logger: logger)
-        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(session: session, tls: tls, logger: logger))
+        let session = SMTPSession(settings: settings, store: store, tlsAvailable: tls != nil, logger: logger)
+        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(
+            session: session, effects: SMTPEffects(store: store), tls: tls, logger: logger,
+            admission: LineAdmission(counter: counter, limit: settings.maxConnectionsPerAddress)))
     }
+}
+
+/// Runs an SMTP session's effects on the mail I/O threads: every write, fsync and link of a
+/// delivery happens there, never on the event loop.
+final class SMTPEffects: LineEffectRunner {
+    let store: Maildir
+
+    init(store: Maildir) {
+        self.store = store
+    }
+
+    func perform(_ effect: SMTPEffect, on loop: any EventLoop) -> EventLoopFuture<SMTPOutcome> {
+        let store = self.store
+        switch effect {
+        case .spill(let existing, let folder, let bytes):
+            return Maildir.ioThreads.runIfActive(eventLoop: loop) { () throws -> MaildirDelivery in
+                let target = try existing ?? store.beginDelivery(into: folder)
+                try target.write(bytes)
+                return target
+            }.map { SMTPOutcome.spilled($0) }.recover { _ in .spillFailed }
+        case .deliver(let existing, let folders, let bytes):
+            return Maildir.ioThreads.runIfActive(eventLoop: loop) { () throws -> String in
+                guard let first = folders.first else { throw MaildirError("deliver", "(no recipients)", code: EINVAL) }
+                let target = try existing ?? store.beginDelivery(into: first)
+                do {
+                    try target.write(bytes)
+                    return try target.commit(into: folders)
+                } catch {
+                    target.discard()
+                    throw error
+                }
+            }.map { SMTPOutcome.delivered($0) }.recover { .deliveryFailed("\($0)") }
+        case .discard(let file):
+            return Maildir.ioThreads.runIfActive(eventLoop: loop) { file.discard() }.map { .discarded }.recover { _ in .discarded }
+        }
+    }
+
+    func closed() {}
 }
 
 extension Maildir {

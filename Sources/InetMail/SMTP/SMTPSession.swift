@@ -10,17 +10,45 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// One SMTP connection's state machine (RFC 5321 4.1.4 command order), on its event loop.
+/// What an SMTP session asks of the mail store. Run by `SMTPEffects` on the mail I/O threads.
+enum SMTPEffect {
+    /// Write the buffered part of a message to its tmp/ file (begun in `folder` when `file` is nil).
+    case spill(file: MaildirDelivery?, folder: String, bytes: ByteBuffer)
+    /// Write the rest of the message and commit it into every recipient's Maildir, durably.
+    case deliver(file: MaildirDelivery?, folders: [String], bytes: ByteBuffer)
+    /// Remove an abandoned message's tmp/ file.
+    case discard(MaildirDelivery)
+}
+
+/// What came of an `SMTPEffect`.
+enum SMTPOutcome {
+    case spilled(MaildirDelivery)
+    case spillFailed
+    /// The message's file name in new/.
+    case delivered(String)
+    case deliveryFailed(String)
+    case discarded
+}
+
+/// One SMTP connection's state machine (RFC 5321 4.1.4 command order): a line in, actions
+/// out. Pure: the mail store is reached only through `SMTPEffect`s, so unit tests and the
+/// fuzzer drive whole sessions, DATA's end included, without sockets or files.
 final class SMTPSession: LineSession {
-    enum Phase: Equatable {
-        /// No HELO/EHLO yet (also after STARTTLS).
-        case fresh
-        /// Greeted; no transaction.
-        case ready
-        /// MAIL accepted; collecting recipients.
-        case transaction
-        /// Reading the message after 354.
-        case data
+    /// What HELO/EHLO told.
+    struct Greeting: Equatable {
+        var name: String
+        var extended: Bool
+    }
+
+    /// The transaction MAIL opened.
+    struct Envelope {
+        var sender: MailAddress?
+        /// The path as the client wrote it (for the null path and the log).
+        var senderText: String
+        var utf8: Bool
+        var recipients: [MailAddress] = []
+        /// A RCPT was tried (554 rather than 503 for DATA without recipients).
+        var recipientAttempted = false
     }
 
     /// Why a message read to its end is refused.
@@ -30,75 +58,115 @@ final class SMTPSession: LineSession {
         case storage
     }
 
+    /// The message being read after 354.
+    struct IncomingMessage {
+        var id: String
+        var buffered: ByteBuffer
+        var bytes = 0
+        var problem: DataProblem?
+        var previousLineEndedCRLF = true
+        /// Its tmp/ file, once part of it was spilled.
+        var file: MaildirDelivery?
+    }
+
+    /// A message handed to the store, waiting for it to be durable.
+    struct PendingDelivery {
+        var id: String
+        var from: String
+        var to: String
+    }
+
+    enum Phase {
+        /// No HELO/EHLO yet (also after STARTTLS).
+        case fresh
+        /// Greeted; no transaction.
+        case greeted(Greeting)
+        /// MAIL accepted; collecting recipients.
+        case transaction(Greeting, Envelope)
+        /// Reading the message after 354 (and spilling it as it grows).
+        case data(Greeting, Envelope, IncomingMessage)
+        /// The message went to the store; the reply waits for it.
+        case delivering(Greeting, PendingDelivery)
+    }
+
+    /// The phase in a word, for tests and logs.
+    enum Stage: Equatable {
+        case fresh, ready, transaction, data, delivering
+    }
+
     let settings: SMTPSettings
     let store: Maildir
     let tlsAvailable: Bool
-    let counter: AddressConnectionCounter
     let logger: Logger
 
     private(set) var phase = Phase.fresh
-    private var heloName = ""
-    private var extended = false
     private var tlsActive = false
-    private var sender: MailAddress?
-    private var senderText = ""
-    private var utf8Transaction = false
-    private(set) var recipients: [MailAddress] = []
-    private var recipientAttempted = false
     private var errors: LineErrorBudget
-    private var eventLoop: (any EventLoop)?
     private var peerAddress = "unknown"
-    private var countedAddress: String?
-
-    // The message being read.
-    private var delivery: MaildirDelivery?
-    private var chunk = ByteBuffer()
-    private var messageBytes = 0
-    private var problem: DataProblem?
-    private var previousLineEndedCRLF = true
-    private var transactionID = ""
 
     /// Spill to the tmp/ file once this much of a message is buffered.
     static let spillThreshold = 256 * 1024
     private static let serial = Atomic<Int>(0)
 
-    init(settings: SMTPSettings, store: Maildir, tlsAvailable: Bool, counter: AddressConnectionCounter,
-         logger: Logger = Logger(label: "inetkit.smtp")) {
+    init(settings: SMTPSettings, store: Maildir, tlsAvailable: Bool, logger: Logger = Logger(label: "inetkit.smtp")) {
         self.logger = logger
         self.settings = settings
         errors = LineErrorBudget(limit: settings.maxErrors, closing: "421 4.7.0 \(settings.hostname) Error: too many errors")
         self.store = store
         self.tlsAvailable = tlsAvailable
-        self.counter = counter
+    }
+
+    var stage: Stage {
+        switch phase {
+        case .fresh: .fresh
+        case .greeted: .ready
+        case .transaction: .transaction
+        case .data: .data
+        case .delivering: .delivering
+        }
+    }
+
+    var recipients: [MailAddress] {
+        switch phase {
+        case .transaction(_, let envelope), .data(_, let envelope, _): envelope.recipients
+        default: []
+        }
+    }
+
+    private var greeting: Greeting? {
+        switch phase {
+        case .fresh: nil
+        case .greeted(let greeting), .transaction(let greeting, _), .data(let greeting, _, _), .delivering(let greeting, _): greeting
+        }
     }
 
     var maximumLineLength: Int { SMTPSettings.maximumLineLength }
 
     var timeout: (seconds: Double, reply: String) {
-        (phase == .data ? settings.dataTimeout : settings.commandTimeout,
-         "421 4.4.2 \(settings.hostname) Error: timeout exceeded\r\n")
+        let data = if case .data = phase { true } else { false }
+        return (data ? settings.dataTimeout : settings.commandTimeout, "421 4.4.2 \(settings.hostname) Error: timeout exceeded\r\n")
     }
 
-    func start(context: LineSessionContext) -> [LineAction] {
-        eventLoop = context.eventLoop
+    func start(context: LineSessionContext) -> [LineAction<SMTPEffect>] {
         peerAddress = context.peer?.ipAddress ?? "unknown"
-        guard counter.open(peerAddress, limit: settings.maxConnectionsPerAddress) else {
+        guard !context.overAddressLimit else {
             return [.reply("421 4.7.0 \(settings.hostname) Error: too many connections from \(peerAddress)\r\n"), .close]
         }
-        countedAddress = peerAddress
         return [.reply("220 \(settings.hostname) ESMTP InetKit\r\n")]
     }
 
-    func closed() {
-        if let countedAddress { counter.close(countedAddress) }
-        countedAddress = nil
+    func closed() -> [SMTPEffect] {
         abandonMessage()
     }
 
     // MARK: - Commands
 
-    func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction] {
-        if phase == .data { return dataLine(line, ending: ending) }
+    func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction<SMTPEffect>] {
+        if case .data(let greeting, let envelope, var message) = phase {
+            let actions = dataLine(line, ending: ending, greeting: greeting, envelope: envelope, message: &message)
+            if case .data = phase { phase = .data(greeting, envelope, message) }
+            return actions
+        }
         guard !line.readableBytesView.contains(0) else { return fail("500 5.5.2 Error: NUL character in command") }
         guard let text = String(validating: line.readableBytesView, as: UTF8.self) else {
             return fail("500 5.5.2 Error: bad UTF-8 syntax")
@@ -114,8 +182,7 @@ final class SMTPSession: LineSession {
             return data(argument)
         case "RSET":
             guard argument.isEmpty else { return fail("501 5.5.4 Syntax: RSET") }
-            resetTransaction()
-            return ok("250 2.0.0 Ok")
+            return resetTransaction() + ok("250 2.0.0 Ok")
         case "NOOP":
             return ok("250 2.0.0 Ok")
         case "QUIT":
@@ -134,25 +201,26 @@ final class SMTPSession: LineSession {
         }
     }
 
-    func lineTooLong() -> [LineAction] {
-        if phase == .data {
-            problem = problem ?? .lineTooLong
-            previousLineEndedCRLF = true
+    func lineTooLong() -> [LineAction<SMTPEffect>] {
+        if case .data(let greeting, let envelope, var message) = phase {
+            message.problem = message.problem ?? .lineTooLong
+            message.previousLineEndedCRLF = true
+            phase = .data(greeting, envelope, message)
             return []
         }
         return fail("500 5.5.2 Error: line too long")
     }
 
-    private func ok(_ text: String) -> [LineAction] {
+    private func ok(_ text: String) -> [LineAction<SMTPEffect>] {
         [.reply(text + "\r\n")]
     }
 
     /// A reply that counts as the client's error; past `max_errors` the session ends with 421.
-    private func fail(_ text: String) -> [LineAction] {
+    private func fail(_ text: String) -> [LineAction<SMTPEffect>] {
         errors.fail(text)
     }
 
-    private func hello(_ argument: Substring, extended: Bool) -> [LineAction] {
+    private func hello(_ argument: Substring, extended: Bool) -> [LineAction<SMTPEffect>] {
         let name = argument.split(separator: " ").first.map(String.init) ?? ""
         guard !name.isEmpty else { return fail("501 5.5.4 Syntax: \(extended ? "EHLO" : "HELO") hostname") }
         // The name goes into the Received: header: no control characters (a lone CR would
@@ -160,11 +228,9 @@ final class SMTPSession: LineSession {
         guard name.utf8.count <= 255, !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
             return fail("501 5.5.2 Error: invalid \(extended ? "EHLO" : "HELO") name")
         }
-        heloName = name
-        self.extended = extended
-        resetTransaction()
-        phase = .ready
-        guard extended else { return ok("250 \(settings.hostname)") }
+        let cleanup = resetTransaction()
+        phase = .greeted(Greeting(name: name, extended: extended))
+        guard extended else { return cleanup + ok("250 \(settings.hostname)") }
         var lines = [
             settings.hostname, "PIPELINING", "SIZE \(settings.maxMessageBytes)", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
         ]
@@ -174,12 +240,13 @@ final class SMTPSession: LineSession {
         for (index, line) in lines.enumerated() {
             text += "250\(index == lines.count - 1 ? " " : "-")\(line)\r\n"
         }
-        return [.reply(text)]
+        return cleanup + [.reply(text)]
     }
 
-    private func mail(_ argument: Substring) -> [LineAction] {
-        guard phase != .fresh else { return fail("503 5.5.1 Error: send HELO/EHLO first") }
-        guard phase == .ready else { return fail("503 5.5.1 Error: nested MAIL command") }
+    private func mail(_ argument: Substring) -> [LineAction<SMTPEffect>] {
+        guard let greeting else { return fail("503 5.5.1 Error: send HELO/EHLO first") }
+        guard case .greeted = phase else { return fail("503 5.5.1 Error: nested MAIL command") }
+        let extended = greeting.extended
         guard argument.prefix(5).uppercased() == "FROM:", let path = SMTPPathArgument.parse(argument.dropFirst(5)) else {
             return fail("501 5.5.4 Syntax: MAIL FROM:<address>")
         }
@@ -199,9 +266,8 @@ final class SMTPSession: LineSession {
                 return fail("555 5.5.4 Unsupported option: \(key)")
             }
         }
-        if path.path.isEmpty {
-            sender = nil
-        } else {
+        var sender: MailAddress?
+        if !path.path.isEmpty {
             guard let address = MailAddress.parse(path.path, utf8: utf8) else {
                 if !utf8, path.path.unicodeScalars.contains(where: { $0.value >= 0x80 }) {
                     return fail("553 5.6.7 Error: non-ASCII address needs SMTPUTF8")
@@ -210,20 +276,20 @@ final class SMTPSession: LineSession {
             }
             sender = address
         }
-        senderText = String(path.path)
-        utf8Transaction = utf8
-        phase = .transaction
+        phase = .transaction(greeting, Envelope(sender: sender, senderText: String(path.path), utf8: utf8))
         return ok("250 2.1.0 Ok")
     }
 
-    private func recipient(_ argument: Substring) -> [LineAction] {
-        guard phase == .transaction else {
-            return fail(phase == .fresh ? "503 5.5.1 Error: send HELO/EHLO first" : "503 5.5.1 Error: need MAIL command")
+    private func recipient(_ argument: Substring) -> [LineAction<SMTPEffect>] {
+        guard case .transaction(let greeting, var envelope) = phase else {
+            return fail(greeting == nil ? "503 5.5.1 Error: send HELO/EHLO first" : "503 5.5.1 Error: need MAIL command")
         }
         guard argument.prefix(3).uppercased() == "TO:", let path = SMTPPathArgument.parse(argument.dropFirst(3)), !path.path.isEmpty else {
             return fail("501 5.5.4 Syntax: RCPT TO:<address>")
         }
-        recipientAttempted = true
+        envelope.recipientAttempted = true
+        phase = .transaction(greeting, envelope)
+        let utf8Transaction = envelope.utf8
         if let key = path.parameters.first?.key { return fail("555 5.5.4 Unsupported option: \(key)") }
         let address: MailAddress
         if path.path.lowercased() == "postmaster" {
@@ -245,169 +311,143 @@ final class SMTPSession: LineSession {
         if let mailboxes = settings.mailboxes, !mailboxes.contains(address.key), address.localPart.lowercased() != "postmaster" {
             return fail("550 5.1.1 <\(address)>: Recipient address rejected: User unknown")
         }
-        if recipients.contains(where: { $0.key == address.key }) { return ok("250 2.1.5 Ok") }
-        guard recipients.count < settings.maxRecipients else { return fail("452 4.5.3 Error: too many recipients") }
-        recipients.append(address)
+        if envelope.recipients.contains(where: { $0.key == address.key }) { return ok("250 2.1.5 Ok") }
+        guard envelope.recipients.count < settings.maxRecipients else { return fail("452 4.5.3 Error: too many recipients") }
+        envelope.recipients.append(address)
+        phase = .transaction(greeting, envelope)
         return ok("250 2.1.5 Ok")
     }
 
-    private func startTLS(_ argument: Substring) -> [LineAction] {
+    private func startTLS(_ argument: Substring) -> [LineAction<SMTPEffect>] {
         guard tlsAvailable else { return fail("502 5.5.1 Error: command not implemented") }
         guard !tlsActive else { return fail("554 5.5.1 Error: TLS already active") }
         guard argument.isEmpty else { return fail("501 5.5.4 Syntax: STARTTLS") }
         // RFC 3207 4.2: everything learnt before TLS is forgotten.
         tlsActive = true
-        resetTransaction()
-        heloName = ""
-        extended = false
+        let cleanup = resetTransaction()
         phase = .fresh
-        return [.reply("220 2.0.0 Ready to start TLS\r\n"), .startTLS]
+        return cleanup + [.reply("220 2.0.0 Ready to start TLS\r\n"), .startTLS]
     }
 
-    private func resetTransaction() {
-        abandonMessage()
-        sender = nil
-        senderText = ""
-        utf8Transaction = false
-        recipients = []
-        recipientAttempted = false
-        if phase != .fresh { phase = .ready }
+    /// Ends any transaction (RSET, EHLO, STARTTLS); a message's tmp/ file is removed.
+    private func resetTransaction() -> [LineAction<SMTPEffect>] {
+        let cleanup = abandonMessage().map { LineAction<SMTPEffect>.signal($0) }
+        if let greeting { phase = .greeted(greeting) }
+        return cleanup
     }
 
     // MARK: - DATA
 
-    private func data(_ argument: Substring) -> [LineAction] {
+    private func data(_ argument: Substring) -> [LineAction<SMTPEffect>] {
         guard argument.isEmpty else { return fail("501 5.5.4 Syntax: DATA") }
-        guard phase == .transaction else {
-            return fail(phase == .fresh ? "503 5.5.1 Error: send HELO/EHLO first" : "503 5.5.1 Error: need MAIL command")
+        guard case .transaction(let greeting, let envelope) = phase else {
+            return fail(greeting == nil ? "503 5.5.1 Error: send HELO/EHLO first" : "503 5.5.1 Error: need MAIL command")
         }
-        guard !recipients.isEmpty else {
-            return fail(recipientAttempted ? "554 5.5.1 Error: no valid recipients" : "503 5.5.1 Error: need RCPT command")
+        guard !envelope.recipients.isEmpty else {
+            return fail(envelope.recipientAttempted ? "554 5.5.1 Error: no valid recipients" : "503 5.5.1 Error: need RCPT command")
         }
-        phase = .data
-        messageBytes = 0
-        problem = nil
-        previousLineEndedCRLF = true
-        transactionID = Self.makeTransactionID()
-        chunk = ByteBuffer()
-        chunk.reserveCapacity(16 * 1024)
-        chunk.writeString(traceHeaders())
+        let id = Self.makeTransactionID()
+        var buffered = ByteBuffer()
+        buffered.reserveCapacity(16 * 1024)
+        buffered.writeString(traceHeaders(greeting: greeting, envelope: envelope, id: id))
+        phase = .data(greeting, envelope, IncomingMessage(id: id, buffered: buffered))
         return [.reply("354 End data with <CR><LF>.<CR><LF>\r\n")]
     }
 
-    private func dataLine(_ line: ByteBuffer, ending: LineEnding) -> [LineAction] {
+    private func dataLine(_ line: ByteBuffer, ending: LineEnding, greeting: Greeting, envelope: Envelope,
+                          message: inout IncomingMessage) -> [LineAction<SMTPEffect>] {
         var line = line
         if line.readableBytes == 1, line.getInteger(at: line.readerIndex, as: UInt8.self) == UInt8(ascii: ".") {
             // Only <CRLF>.<CRLF> ends the message; a dot line with a bare LF is content (as
             // Postfix's smtpd_forbid_bare_newline=normalize does; no SMTP smuggling).
-            if ending == .crlf, previousLineEndedCRLF { return endOfData() }
+            if ending == .crlf, message.previousLineEndedCRLF { return endOfData(greeting: greeting, envelope: envelope, message: message) }
         }
-        previousLineEndedCRLF = ending == .crlf
+        message.previousLineEndedCRLF = ending == .crlf
         if line.getInteger(at: line.readerIndex, as: UInt8.self) == UInt8(ascii: ".") {
             line.moveReaderIndex(forwardBy: 1)
         }
-        messageBytes += line.readableBytes + 2
-        if problem != nil { return [] }
-        if messageBytes > settings.maxMessageBytes {
-            problem = .tooBig
+        // Counted up to the limit only: the count itself can never overflow.
+        message.bytes = min(message.bytes + line.readableBytes + 2, settings.maxMessageBytes + 1)
+        if message.problem != nil { return [] }
+        if message.bytes > settings.maxMessageBytes {
+            message.problem = .tooBig
             return []
         }
         if line.readableBytesView.contains(0) {
-            problem = .nul
+            message.problem = .nul
             return []
         }
-        chunk.writeImmutableBuffer(line)
-        chunk.writeInteger(UInt8(ascii: "\n"))
-        if chunk.readableBytes >= Self.spillThreshold { return spill() }
+        message.buffered.writeImmutableBuffer(line)
+        message.buffered.writeInteger(UInt8(ascii: "\n"))
+        if message.buffered.readableBytes >= Self.spillThreshold {
+            // Written to the tmp/ file off the event loop; input waits meanwhile, so a large
+            // message never sits whole in memory.
+            let bytes = message.buffered
+            message.buffered = ByteBuffer()
+            return [.perform(.spill(file: message.file, folder: store.folder(for: envelope.recipients[0]), bytes: bytes))]
+        }
         return []
     }
 
-    /// Writes the buffered part of the message to its tmp/ file, off the event loop; input
-    /// waits meanwhile, so a large message never sits whole in memory.
-    private func spill() -> [LineAction] {
-        guard let loop = eventLoop else { return [] }
-        let bytes = chunk
-        chunk = ByteBuffer()
-        let existing = delivery
-        let store = self.store
-        let folder = store.folder(for: recipients[0])
-        let future = Maildir.ioThreads.runIfActive(eventLoop: loop) { () throws -> MaildirDelivery in
-            let target = try existing ?? store.beginDelivery(into: folder)
-            try target.write(bytes)
-            return target
-        }
-        return [.wait(future.assumeIsolated().map { target -> [LineAction] in
-            self.delivery = target
+    func complete(_ outcome: SMTPOutcome) -> [LineAction<SMTPEffect>] {
+        switch (outcome, phase) {
+        case (.spilled(let file), .data(let greeting, let envelope, var message)):
+            message.file = file
+            phase = .data(greeting, envelope, message)
             return []
-        }.recover { _ in
+        case (.spillFailed, .data(let greeting, let envelope, var message)):
             // Keep reading to the end of the message, then answer 451.
-            self.problem = .storage
+            message.problem = .storage
+            phase = .data(greeting, envelope, message)
             return []
-        })]
-    }
-
-    private func endOfData() -> [LineAction] {
-        if let problem {
-            abandonMessage()
-            resetTransaction()
-            switch problem {
-            case .tooBig: return fail("552 5.3.4 Error: message file too big")
-            case .lineTooLong: return fail("500 5.5.2 Error: message line longer than 998 octets")
-            case .nul: return fail("554 5.6.0 Error: message contains NUL characters")
-            case .storage: return [.reply("451 4.3.0 Error: local delivery failed, try again later\r\n")]
-            }
-        }
-        guard let loop = eventLoop else { return [] }
-        let bytes = chunk
-        chunk = ByteBuffer()
-        let existing = delivery
-        delivery = nil
-        let store = self.store
-        let folders = recipients.map { store.folder(for: $0) }
-        let id = transactionID
-        let from = sender.map(\.description) ?? (senderText.isEmpty ? "<>" : senderText)
-        let to = recipients.map(\.description).joined(separator: ",")
-        resetTransaction()
-        let future = Maildir.ioThreads.runIfActive(eventLoop: loop) { () throws -> String in
-            let target = try existing ?? store.beginDelivery(into: folders[0])
-            do {
-                try target.write(bytes)
-                return try target.commit(into: folders)
-            } catch {
-                target.discard()
-                throw error
-            }
-        }
-        let peer = peerAddress
-        let logger = self.logger
-        return [.wait(future.assumeIsolated().map { name -> [LineAction] in
+        case (.delivered(let name), .delivering(let greeting, let pending)):
+            phase = .greeted(greeting)
             logger.info("message delivered", metadata: [
-                "id": "\(id)", "from": "\(from)", "to": "\(to)", "peer": "\(peer)", "file": "\(name)",
+                "id": "\(pending.id)", "from": "\(pending.from)", "to": "\(pending.to)", "peer": "\(peerAddress)", "file": "\(name)",
             ])
-            return [.reply("250 2.0.0 Ok: queued as \(id)\r\n")]
-        }.recover { error in
-            logger.error("delivery failed", metadata: ["id": "\(id)", "from": "\(from)", "to": "\(to)", "error": "\(error)"])
+            return [.reply("250 2.0.0 Ok: queued as \(pending.id)\r\n")]
+        case (.deliveryFailed(let reason), .delivering(let greeting, let pending)):
+            phase = .greeted(greeting)
+            logger.error("delivery failed", metadata: ["id": "\(pending.id)", "from": "\(pending.from)", "to": "\(pending.to)", "error": "\(reason)"])
             return [.reply("451 4.3.0 Error: local delivery failed, try again later\r\n")]
-        })]
+        case (.spilled(let file), _):
+            // The message was abandoned meanwhile (the connection is ending): drop its file.
+            return [.signal(.discard(file))]
+        default:
+            return []
+        }
     }
 
-    /// Drops a message being read (its tmp/ file is removed off the event loop).
-    private func abandonMessage() {
-        chunk = ByteBuffer()
-        problem = nil
-        if let delivery, let loop = eventLoop {
-            self.delivery = nil
-            _ = Maildir.ioThreads.runIfActive(eventLoop: loop) { delivery.discard() }
+    private func endOfData(greeting: Greeting, envelope: Envelope, message: IncomingMessage) -> [LineAction<SMTPEffect>] {
+        if let problem = message.problem {
+            let cleanup = message.file.map { [LineAction<SMTPEffect>.signal(.discard($0))] } ?? []
+            phase = .greeted(greeting)
+            switch problem {
+            case .tooBig: return cleanup + fail("552 5.3.4 Error: message file too big")
+            case .lineTooLong: return cleanup + fail("500 5.5.2 Error: message line longer than 998 octets")
+            case .nul: return cleanup + fail("554 5.6.0 Error: message contains NUL characters")
+            case .storage: return cleanup + [.reply("451 4.3.0 Error: local delivery failed, try again later\r\n")]
+            }
         }
-        delivery = nil
+        let from = envelope.sender.map(\.description) ?? (envelope.senderText.isEmpty ? "<>" : envelope.senderText)
+        let to = envelope.recipients.map(\.description).joined(separator: ",")
+        phase = .delivering(greeting, PendingDelivery(id: message.id, from: from, to: to))
+        return [.perform(.deliver(file: message.file, folders: envelope.recipients.map { store.folder(for: $0) }, bytes: message.buffered))]
+    }
+
+    /// Drops a message being read: the effect that removes its tmp/ file, if it has one.
+    private func abandonMessage() -> [SMTPEffect] {
+        guard case .data(let greeting, let envelope, let message) = phase else { return [] }
+        phase = .transaction(greeting, envelope)
+        return message.file.map { [.discard($0)] } ?? []
     }
 
     /// Return-Path and Received (RFC 5321 4.4), same for every recipient.
-    private func traceHeaders() -> String {
-        let protocolName = (utf8Transaction ? "UTF8SMTP" : extended ? "ESMTP" : "SMTP") + (tlsActive ? "S" : "")
-        var text = "Return-Path: <\(sender.map(\.description) ?? senderText)>\n"
-        text += "Received: from \(heloName) ([\(peerAddress)])\n\tby \(settings.hostname) (InetKit) with \(protocolName) id \(transactionID)"
-        if recipients.count == 1 { text += "\n\tfor <\(recipients[0])>" }
+    private func traceHeaders(greeting: Greeting, envelope: Envelope, id: String) -> String {
+        let protocolName = (envelope.utf8 ? "UTF8SMTP" : greeting.extended ? "ESMTP" : "SMTP") + (tlsActive ? "S" : "")
+        var text = "Return-Path: <\(envelope.sender.map(\.description) ?? envelope.senderText)>\n"
+        text += "Received: from \(greeting.name) ([\(peerAddress)])\n\tby \(settings.hostname) (InetKit) with \(protocolName) id \(id)"
+        if envelope.recipients.count == 1 { text += "\n\tfor <\(envelope.recipients[0])>" }
         text += "; \(Self.rfc5322Date())\n"
         return text
     }

@@ -65,7 +65,7 @@ public struct SNMPClient: Sendable {
             let message = SNMPMessage(version: client.version, community: Array(client.community.utf8), pdu: pdu)
             let payload = ByteBuffer(bytes: message.encode())
             for _ in 0...client.retries {
-                guard let answer = try await udp.request(payload, timeout: .nanoseconds(Int64(client.timeout * 1e9))) else { continue }
+                guard let answer = try await udp.request(payload, timeout: .seconds(clamping: client.timeout)) else { continue }
                 guard let response = try? SNMPMessage.decode(Array(answer.readableBytesView)), response.pdu.type == .response,
                       response.pdu.requestID == id else { continue }
                 if response.pdu.errorStatus != 0 {
@@ -181,14 +181,14 @@ extension SNMPValue {
         case "o": return MIBNames.resolve(value).map { .objectIdentifier($0) }
         case "s": return .octetString(Array(value.utf8))
         case "x":
-            let digits = value.filter { $0.isHexDigit }
+            // ASCII hex digits only (Character.isHexDigit also takes fullwidth ones, which
+            // UInt8(_:radix:) refuses).
+            let digits = Array(value.utf8.filter { $0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit })
             guard digits.count % 2 == 0 else { return nil }
             var bytes: [UInt8] = []
-            var index = digits.startIndex
-            while index < digits.endIndex {
-                let next = digits.index(index, offsetBy: 2)
-                bytes.append(UInt8(digits[index..<next], radix: 16)!)
-                index = next
+            for index in stride(from: 0, to: digits.count, by: 2) {
+                guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+                bytes.append(byte)
             }
             return .octetString(bytes)
         default: return nil

@@ -156,9 +156,9 @@ public struct SimpleClient: Sendable {
         let started = NIODeadline.now()
         var result = SimpleResult(target: target, transport: .tcp, kind: request.kind, ok: false, detail: "", bytesSent: 0, bytesReceived: 0, roundTrip: 0)
         do {
-            let deadline = started + .nanoseconds(Int64(request.timeout * 1e9))
+            let deadline = started + .seconds(clamping: request.timeout)
             let channel = try await ClientBootstrap(group: group)
-                .connectTimeout(.nanoseconds(Int64(request.timeout * 1e9)))
+                .connectTimeout(.seconds(clamping: request.timeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .connect(host: target.host, port: target.port) { channel in
@@ -210,7 +210,7 @@ public struct SimpleClient: Sendable {
             result.bytesSent = payload.readableBytes
             // Discard sends nothing back: wait a moment only to notice an ICMP "port unreachable".
             let wait = request.kind == .discard ? min(request.timeout, 0.25) : request.timeout
-            let reply = try await open.request(payload, timeout: .nanoseconds(Int64(wait * 1e9)))
+            let reply = try await open.request(payload, timeout: .seconds(clamping: wait))
             if request.kind == .discard {
                 if reply != nil { throw SimpleClientError(description: "wrong reply: discard answered") }
                 result.ok = true
