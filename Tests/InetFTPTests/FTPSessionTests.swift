@@ -132,5 +132,8 @@ final class FTPSessionTests: XCTestCase {
         XCTAssertEqual(send("RMD renamed"), "250 Remove directory operation successful.\r\n")
         XCTAssertEqual(send("DELE nothing"), "550 No such file or directory.\r\n")
         XCTAssertEqual(send("MKD a\u{0}b"), "500 Bad characters in command.\r\n")
+        // Found by the ftp-session fuzzer: a bare CR in the path ended the 257 reply's line early.
+        XCTAssertEqual(send("MKD d\rX"), "500 Bad characters in command.\r\n")
+        XCTAssertEqual(send("MKD d\u{7F}"), "500 Bad characters in command.\r\n")
     }
 }

@@ -116,6 +116,10 @@ final class SMTPSessionTests: XCTestCase {
         XCTAssertTrue(send("HELP").hasPrefix("214"))
         XCTAssertTrue(send("EXPN list").hasPrefix("502 5.5.1"))
         XCTAssertTrue(send("XYZZY").hasPrefix("500 5.5.2"))
+        // Found by the smtp-session fuzzer: an unknown MAIL parameter is echoed in the 555
+        // reply, and a bare CR in it started a reply line of the client's making.
+        XCTAssertEqual(send("MAIL FROM:<a@b.test> X=1\r250 injected"), "500 5.5.2 Error: control character in command\r\n")
+        XCTAssertEqual(send("NOOP\u{1B}[2J"), "500 5.5.2 Error: control character in command\r\n")
         XCTAssertTrue(send("EHLO").hasPrefix("501"))
         var nul = ByteBuffer()
         nul.writeBytes(Array("NOOP\u{0}x".utf8))

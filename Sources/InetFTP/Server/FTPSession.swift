@@ -184,7 +184,9 @@ final class FTPSession: LineSession {
     private func parse(_ line: ByteBuffer) -> (String, String)? {
         var bytes = Array(line.readableBytesView)[...]
         while let first = bytes.first, first >= 0xF0 { bytes = bytes.dropFirst() }
-        guard !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self) else { return nil }
+        // No control characters (a CR would end a reply line that echoes the argument, as
+        // 257 and 550 do; RFC 2640's CR NUL for a CR in a name is refused with the NUL).
+        guard !bytes.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }), let text = String(validating: bytes, as: UTF8.self) else { return nil }
         let space = text.firstIndex(of: " ") ?? text.endIndex
         let verb = text[..<space].uppercased()
         let argument = space < text.endIndex ? String(text[text.index(after: space)...]) : ""

@@ -141,7 +141,7 @@ final class POP3Session: LineSession {
     }
 
     func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction<POP3Effect>] {
-        guard !line.readableBytesView.contains(0),
+        guard !line.readableBytesView.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }),
               let text = String(validating: line.readableBytesView, as: UTF8.self) else {
             return fail("-ERR bad characters in command")
         }

@@ -168,6 +168,11 @@ final class SMTPSession: LineSession {
             return actions
         }
         guard !line.readableBytesView.contains(0) else { return fail("500 5.5.2 Error: NUL character in command") }
+        // RFC 5321 2.3.8: CR and LF only as a line's end. A bare CR (or any other control
+        // character but TAB) in a command is refused, never echoed into a reply line.
+        guard !line.readableBytesView.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else {
+            return fail("500 5.5.2 Error: control character in command")
+        }
         guard let text = String(validating: line.readableBytesView, as: UTF8.self) else {
             return fail("500 5.5.2 Error: bad UTF-8 syntax")
         }
