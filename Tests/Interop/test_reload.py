@@ -147,3 +147,53 @@ def test_status_pages_built_in_zone_and_service_table_survive_a_reload(tmp_path)
     log = [l for l in s.read_stderr().splitlines() if "configuration reloaded" in l][-1]
     assert "daytime: disabled" in log, log
     assert s.stop() == 0
+
+
+def test_a_reload_changes_limits_on_udp_and_tcp(tmp_path):
+    """Limits are part of the generation: after SIGHUP, echo's udp_rate applies to its UDP
+    sockets and its max_connections to new TCP connections; a connection open before the
+    reload goes on."""
+    import socket
+    d = str(tmp_path)
+    with open(f"{d}/one.zone", "w") as f:
+        f.write(ZONE)
+    zones = f'{{ origin: one.test., file: "{d}/one.zone" }}'
+    s = Server(config(d, "{ name: public }", zones))
+    port = s.port("echo", "udp")
+
+    def udp_answers(count=20):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(0.3)
+            for i in range(count):
+                u.sendto(b"ping %d" % i, ("127.0.0.1", port))
+            answers = 0
+            try:
+                while True:
+                    u.recvfrom(100)
+                    answers += 1
+            except socket.timeout:
+                return answers
+
+    def tcp_echo(sock):
+        sock.sendall(b"hello\r\n")
+        try:
+            return sock.recv(100)
+        except (ConnectionResetError, socket.timeout):
+            return b""
+
+    assert udp_answers() == 20
+    first = socket.create_connection(("127.0.0.1", s.port("echo")), timeout=3)
+    assert tcp_echo(first) == b"hello\r\n"
+
+    s.write_config(config(d, "{ name: public }", zones).replace("  echo: { port: 0 }",
+                                                                  "  echo: { port: 0, udp_rate: 1, udp_burst: 2, max_connections: 1 }"))
+    s.signal(signal.SIGHUP)
+    assert reloaded(s, 1)
+    assert udp_answers() <= 3, "udp_rate from the reload is not applied to the UDP sockets"
+    assert tcp_echo(first) == b"hello\r\n", "a connection from before the reload was dropped"
+    second = socket.create_connection(("127.0.0.1", s.port("echo")), timeout=3)
+    assert tcp_echo(second) == b"", "max_connections from the reload is not applied to TCP"
+    second.close()
+    first.close()
+    assert wait_for(lambda: "max_connections 1 reached" in s.read_stderr())
+    assert s.stop() == 0
