@@ -187,7 +187,7 @@ def smtp_dialogue(host, lines):
 def test_smtp_escaped_control_characters_are_refused(host):
     replies = smtp_dialogue(host, [b"EHLO a\rInjected: x", b"EHLO client.test", b'MAIL FROM:<"a\\\rX-Evil: 1"@example.test>',
                                    b'MAIL FROM:<"a\\\x00b"@example.test>', b'MAIL FROM:<"a\\ b"@example.test>', b"QUIT"])
-    assert replies[1].startswith(b"501"), replies
+    assert replies[1][:3] in (b"501", b"500"), replies
     assert replies[2].startswith(b"250"), replies
     assert replies[3][:3] in (b"501", b"500"), replies
     assert replies[4][:3] in (b"501", b"500"), replies
