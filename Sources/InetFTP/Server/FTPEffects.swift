@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import InetCore
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import InetCore
 import InetLine
 import NIOCore
 import NIOPosix
