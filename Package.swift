@@ -42,9 +42,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
+        // fork/exec with inherited sockets (systemd's convention), memfd and atomics on
+        // shared memory: the few calls Swift cannot make safely between fork and exec.
+        .target(name: "CInetSupport"),
         .target(
             name: "InetCore",
             dependencies: [
+                "CInetSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -22,10 +22,21 @@ public struct HostConfig: Sendable {
     public var services: [String: ConfigReader] = [:]
     /// The file this came from (`<defaults>` when none).
     public var file: String = "<defaults>"
+    /// `user` and `group`: the account workers run as when started as root.
+    public var user: String?
+    public var group: String?
+    /// `isolation`: `workers` (default: a supervisor and worker processes) or `none` (one process).
+    public var isolation: Isolation?
+    /// `workers`: worker name → the services it runs (services not named keep their default worker).
+    public var workers: [(name: String, services: [String])] = []
+    /// `restart_backoff_max`: the longest wait before a worker that keeps crashing is started again.
+    public var restartBackoffMax: Double = 30
+    /// The line of `workers:` (for errors found later).
+    public var workersLine: Int?
 
     public init() {}
 
-    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "limits", "services"]
+    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "limits", "services", "user", "group", "isolation", "workers", "restart_backoff_max"]
     static let commonServiceKeys: Set<String> = Limits.keys.union(["enabled", "port", "transports"])
 
     /// Parses a config file's text; checks every key against the catalog of services.
@@ -56,6 +67,40 @@ public struct HostConfig: Sendable {
         if let format = try root.string("log_format") {
             guard let parsed = LogFormat(rawValue: format) else { throw root.error("log_format", "expected text or json") }
             config.logFormat = parsed
+        }
+        for key in ["user", "group"] {
+            if let name = try root.string(key) {
+                guard !name.isEmpty, name.utf8.count <= 64, !name.contains(where: { $0 == ":" || $0 == "/" || $0.isWhitespace }) else {
+                    throw root.error(key, "expected an account name or number")
+                }
+                if key == "user" { config.user = name } else { config.group = name }
+            }
+        }
+        if let backoff = try root.seconds("restart_backoff_max", range: 0.1...3600) { config.restartBackoffMax = backoff }
+        if let isolation = try root.string("isolation") {
+            guard let parsed = Isolation(rawValue: isolation) else { throw root.error("isolation", "expected workers or none") }
+            config.isolation = parsed
+        }
+        if let workers = try root.map("workers") {
+            let known = Set(catalog.map(\.name))
+            var seen: [String: String] = [:]
+            config.workersLine = root.value("workers")?.line
+            for name in workers.keys {
+                guard !name.isEmpty, name.utf8.count <= 32, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                    throw workers.error(name, "a worker name is letters, digits, - and _ (at most 32)")
+                }
+                guard let services = try workers.stringList(name), !services.isEmpty else {
+                    throw workers.error(name, "expected a list of services")
+                }
+                for service in services {
+                    guard known.contains(service) else {
+                        throw workers.error(name, "unknown service '\(service)' (known: \(catalog.map(\.name).joined(separator: ", ")))")
+                    }
+                    if let other = seen[service] { throw workers.error(name, "\(service) is already in worker '\(other)'") }
+                    seen[service] = name
+                }
+                config.workers.append((name, services))
+            }
         }
         if let limits = try root.map("limits") {
             try limits.rejectUnknownKeys(allowed: Limits.keys)
@@ -90,6 +135,14 @@ public struct HostConfig: Sendable {
     }
 }
 
+/// How the host runs its services.
+public enum Isolation: String, Sendable {
+    /// A supervisor that holds the sockets and worker processes that serve them.
+    case workers
+    /// Everything in one process.
+    case none
+}
+
 /// How log lines are written.
 public enum LogFormat: String, Sendable, CaseIterable {
     case text
@@ -102,11 +155,14 @@ public struct HostOverrides: Sendable {
     public var portOffset: Int?
     /// `--services`: run only these.
     public var onlyServices: [String]?
+    /// A worker: services outside `onlyServices` are not even created (another process runs them).
+    public var createOnlyListed: Bool
 
-    public init(bind: [String]? = nil, portOffset: Int? = nil, onlyServices: [String]? = nil) {
+    public init(bind: [String]? = nil, portOffset: Int? = nil, onlyServices: [String]? = nil, createOnlyListed: Bool = false) {
         self.bind = bind
         self.portOffset = portOffset
         self.onlyServices = onlyServices
+        self.createOnlyListed = createOnlyListed
     }
 }
 
@@ -189,7 +245,8 @@ public struct HostPlan: Sendable {
             // Every service that runs, or that the file configures, is created now, so a bad
             // option is reported at once and not only when SIGHUP later enables the service.
             let service: any InetService
-            if enabled || reader != nil {
+            let elsewhere = overrides.createOnlyListed && !(overrides.onlyServices ?? []).contains(descriptor.name)
+            if !elsewhere && (enabled || reader != nil) {
                 service = try descriptor.make(options)
             } else {
                 service = UnconfiguredService(name: descriptor.name)

@@ -17,6 +17,9 @@ public final class HostDirectory: Sendable {
     private let source = NIOLockedValueBox<(@Sendable () -> [ServiceStatus])?>(nil)
     private let leader = NIOLockedValueBox<HostDirectory?>(nil)
     private let ownStart: Double
+    /// The supervisor's shared region, when this process is one of its workers: the services,
+    /// listeners, start time and changes of the whole host come from it.
+    private let region = NIOLockedValueBox<SharedRegion?>(nil)
 
     public init() {
         var now = timespec()
@@ -30,12 +33,17 @@ public final class HostDirectory: Sendable {
     private var followed: HostDirectory? { leader.withLockedValue { $0 } }
 
     /// When the host started (seconds since 1970), for uptime.
-    public var started: Double { followed?.started ?? ownStart }
+    public var started: Double {
+        if let followed { return followed.started }
+        if let region = region.withLockedValue({ $0 }) { return region.started }
+        return ownStart
+    }
 
     /// Changes whenever a service starts or stops listening: a cheap check for whoever keeps
     /// something derived from `services()` (the DNS service's built-in zone).
     public var generation: Int {
         if let followed { return followed.generation }
+        if let region = region.withLockedValue({ $0 }) { return region.listingGeneration &+ changes.load(ordering: .acquiring) }
         return changes.load(ordering: .acquiring)
     }
 
@@ -46,6 +54,22 @@ public final class HostDirectory: Sendable {
 
     func attach(_ provider: @escaping @Sendable () -> [ServiceStatus]) {
         source.withLockedValue { $0 = provider }
+    }
+
+    /// Answers from the supervisor's region: every service of the host, whichever worker runs it.
+    func attach(region shared: SharedRegion) {
+        region.withLockedValue { $0 = shared }
+        source.withLockedValue {
+            $0 = {
+                shared.listing().map { listing in
+                    let transports: [Transport] = [.tcp, .udp]
+                    return ServiceStatus(
+                        name: listing.name, enabled: listing.enabled, listeners: listing.listeners,
+                        counters: transports.compactMap { shared.counters(service: listing.name, transport: $0)?.snapshot() },
+                        state: listing.state)
+                }
+            }
+        }
     }
 
     /// From now on, answer as `other` does.
@@ -85,11 +109,18 @@ public struct ServiceStatus: Sendable {
     public var listeners: [ListenerStatus]
     /// One snapshot per transport the service speaks.
     public var counters: [ServiceCounters.Snapshot]
+    /// `running`, `disabled`, or under the supervisor also `starting` and `backoff` (a worker
+    /// that keeps crashing waits before its next start).
+    public var state: String
 
-    public init(name: String, enabled: Bool, listeners: [ListenerStatus], counters: [ServiceCounters.Snapshot]) {
+    public init(name: String, enabled: Bool, listeners: [ListenerStatus], counters: [ServiceCounters.Snapshot], state: String? = nil) {
         self.name = name
         self.enabled = enabled
         self.listeners = listeners
         self.counters = counters
+        self.state = state ?? (enabled ? "running" : "disabled")
     }
+
+    /// Restarts of the worker serving this service.
+    public var restarts: Int { counters.map(\.restarts).max() ?? 0 }
 }

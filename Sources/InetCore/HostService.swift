@@ -11,6 +11,8 @@ public struct HostService: Service {
     private let reloadPlan: @Sendable () throws -> HostPlan
     private let onReady: @Sendable (InetHost) async throws -> Void
     private let onReload: @Sendable (InetHost, [String]) async -> Void
+    private let supervised: Bool
+    private let beforeStart: @Sendable () async -> Void
 
     /// - Parameters:
     ///   - reloadPlan: re-reads the configuration (on SIGHUP); an error keeps the old one.
@@ -21,8 +23,12 @@ public struct HostService: Service {
         logger: Logger,
         reloadPlan: @escaping @Sendable () throws -> HostPlan,
         onReady: @escaping @Sendable (InetHost) async throws -> Void,
-        onReload: @escaping @Sendable (InetHost, [String]) async -> Void = { _, _ in }
+        onReload: @escaping @Sendable (InetHost, [String]) async -> Void = { _, _ in },
+        supervised: Bool = false,
+        beforeStart: @escaping @Sendable () async -> Void = {}
     ) {
+        self.supervised = supervised
+        self.beforeStart = beforeStart
         self.host = host
         self.logger = logger
         self.reloadPlan = reloadPlan
@@ -31,6 +37,7 @@ public struct HostService: Service {
     }
 
     public func run() async throws {
+        await beforeStart()
         try await host.start()
         try await onReady(host)
         SystemdNotifier.notify("READY=1\nSTATUS=serving \(host.listeners.count) listeners")
@@ -38,15 +45,24 @@ public struct HostService: Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in hangups {
-                    await reload()
+                    if supervised {
+                        logger.notice("SIGHUP ignored: the supervisor reloads by starting new workers")
+                    } else {
+                        await reload()
+                    }
                 }
             }
             try? await gracefulShutdown()
             group.cancelAll()
         }
         SystemdNotifier.notify("STOPPING=1")
-        logger.notice("shutting down", metadata: ["grace_s": "\(host.plan.shutdownGrace)"])
-        await host.shutdown(grace: host.plan.shutdownGrace)
+        logger.notice(supervised ? "worker draining" : "shutting down", metadata: ["grace_s": "\(host.plan.shutdownGrace)"])
+        // A worker's counters are the host's (shared): the supervisor writes the summary.
+        // A worker tells the supervisor once it no longer reads its listening sockets (the new
+        // generation starts reading them then: one process at a time per socket).
+        await host.shutdown(grace: host.plan.shutdownGrace, summary: !supervised, listenersClosed: { [supervised] in
+            if supervised { SystemdNotifier.notify("X_INETKIT_LISTENERS_CLOSED=1") }
+        })
     }
 
     private func reload() async {

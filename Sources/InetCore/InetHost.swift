@@ -26,16 +26,28 @@ public final class InetHost: Sendable {
         /// Bind addresses in force (optional ones the machine lacks removed at start).
         var addresses: [BindAddress]
         var runtimes: [ServiceRuntime]
+        /// Sockets bound before the host started (by the supervisor, systemd or this process
+        /// before it dropped privileges) and not yet taken by a service.
+        var inherited: [ListeningSocket]
     }
 
-    public init(plan: HostPlan, group: any EventLoopGroup, logger: Logger) {
+    /// - Parameters:
+    ///   - region: the supervisor's shared region (in a worker): counters and the directory
+    ///     of the whole host come from it.
+    ///   - inherited: sockets already bound; a service listens on those named for it and
+    ///     binds its own only when none were given.
+    public init(plan: HostPlan, group: any EventLoopGroup, logger: Logger, region: SharedRegion? = nil, inherited: [ListeningSocket] = []) {
         self.group = group
         self.logger = logger
         directory = plan.directory
-        let runtimes = plan.services.map { ServiceRuntime(planned: $0, directory: plan.directory) }
-        self.state = NIOLockedValueBox(State(plan: plan, addresses: plan.bindAddresses, runtimes: runtimes))
-        plan.directory.attach { () -> [ServiceStatus] in
-            runtimes.map { (runtime: ServiceRuntime) -> ServiceStatus in runtime.status() }
+        let runtimes = plan.services.map { ServiceRuntime(planned: $0, directory: plan.directory, region: region) }
+        self.state = NIOLockedValueBox(State(plan: plan, addresses: plan.bindAddresses, runtimes: runtimes, inherited: inherited))
+        if let region {
+            plan.directory.attach(region: region)
+        } else {
+            plan.directory.attach { () -> [ServiceStatus] in
+                runtimes.map { (runtime: ServiceRuntime) -> ServiceStatus in runtime.status() }
+            }
         }
     }
 
@@ -149,9 +161,10 @@ public final class InetHost: Sendable {
 
     /// Stops accepting, lets open connections finish for up to `grace` seconds, closes the
     /// rest, and logs the session summary.
-    public func shutdown(grace: Double) async {
+    public func shutdown(grace: Double, summary: Bool = true, listenersClosed: @Sendable () -> Void = {}) async {
         let runtimes = state.withLockedValue { $0.runtimes }
         for runtime in runtimes { await runtime.stopListening() }
+        listenersClosed()
         let open = openConnections
         if open > 0 {
             logger.info("waiting for open connections to finish", metadata: ["connections": "\(open)", "grace_s": "\(grace)"])
@@ -165,12 +178,17 @@ public final class InetHost: Sendable {
             logger.notice("grace period over: closing open connections", metadata: ["connections": "\(left)"])
             for runtime in runtimes { await runtime.closeConnections() }
         }
-        logSummary()
+        if summary { logSummary() }
     }
 
     /// One line per service and transport that saw traffic.
     public func logSummary() {
-        for snapshot in counters() where snapshot.connections + snapshot.datagramsIn > 0 {
+        Self.logSummary(counters(), logger: logger)
+    }
+
+    /// The session summary of these counters (the supervisor's, from the shared region).
+    public static func logSummary(_ snapshots: [ServiceCounters.Snapshot], logger: Logger) {
+        for snapshot in snapshots where snapshot.connections + snapshot.datagramsIn > 0 {
             var metadata: Logger.Metadata = [
                 "service": "\(snapshot.service)", "transport": "\(snapshot.transport)",
                 "peers": "\(snapshot.distinctPeers)", "bytes_in": "\(snapshot.bytesIn)", "bytes_out": "\(snapshot.bytesOut)",
@@ -199,6 +217,15 @@ public final class InetHost: Sendable {
         } catch {
             throw BindError(service: runtime.name, transport: planned.transports.first ?? .tcp, address: "-", reason: "cannot prepare the service: \(error)")
         }
+        let given = state.withLockedValue { state -> [ListeningSocket] in
+            let mine = state.inherited.filter { $0.service == runtime.name }
+            state.inherited.removeAll { $0.service == runtime.name }
+            return mine
+        }
+        if !given.isEmpty {
+            try await adopt(runtime, sockets: given)
+            return
+        }
         // With port 0, the first transport picks a free port and the others take the same one
         // (DNS clients retry a truncated UDP answer over TCP on the same port), trying again
         // with a new port if the other transport's port is taken.
@@ -219,6 +246,52 @@ public final class InetHost: Sendable {
                 if planned.port == 0, attempt < 10, error.reason.hasPrefix(BindError.addressInUse) { continue }
                 throw error
             }
+        }
+        runtime.listeners.withLockedValue { $0 = bound }
+        directory.listenersChanged()
+    }
+
+    /// Listens on sockets bound elsewhere: each TCP socket as it is, the UDP sockets of one
+    /// address and port spread over the event loops (they were bound with SO_REUSEPORT, one
+    /// per core). A transport of the plan without a socket is not served (systemd may pass
+    /// only some).
+    private func adopt(_ runtime: ServiceRuntime, sockets: [ListeningSocket]) async throws(BindError) {
+        var bound: [Listener] = []
+        var remaining = sockets
+        do throws(BindError) {
+            while let first = remaining.first {
+                let same = remaining.filter { $0.transport == first.transport && $0.address.host == first.address.host && $0.port == first.port }
+                remaining.removeAll { $0.transport == first.transport && $0.address.host == first.address.host && $0.port == first.port }
+                guard runtime.counters[first.transport] != nil else {
+                    for socket in same { socket.close() }
+                    throw BindError(service: runtime.name, transport: first.transport, address: first.display, reason: "\(runtime.name) does not speak \(first.transport)")
+                }
+                let loops = eventLoops
+                var channels: [any Channel] = []
+                do {
+                    for (index, socket) in same.enumerated() {
+                        let loop = loops[index % loops.count]
+                        channels.append(try await adoptChannel(runtime, socket: socket, on: loop))
+                    }
+                } catch {
+                    for channel in channels { try? await channel.close() }
+                    for socket in same.dropFirst(channels.count) { socket.close() }
+                    throw BindError(service: runtime.name, transport: first.transport, address: first.display, reason: BindError.reason(for: error))
+                }
+                var listener = Listener(service: runtime.name, transport: first.transport, address: first.address, port: first.port, channel: channels[0])
+                listener.siblings = Array(channels.dropFirst())
+                bound.append(listener)
+            }
+        } catch {
+            for listener in bound { try? await listener.closeAll() }
+            for socket in remaining { socket.close() }
+            throw error
+        }
+        let missing = runtime.plan.transports.filter { transport in !bound.contains { $0.transport == transport } }
+        if !missing.isEmpty {
+            logger.notice("no socket given for a transport: not served", metadata: [
+                "service": "\(runtime.name)", "transports": "\(missing.map(\.rawValue).joined(separator: ","))",
+            ])
         }
         runtime.listeners.withLockedValue { $0 = bound }
         directory.listenersChanged()
@@ -272,20 +345,24 @@ public final class InetHost: Sendable {
 
     static let datagramsPerRead = 16
 
-    private func bindChannel(_ runtime: ServiceRuntime, transport: Transport, host: String, port: Int, on loop: (any EventLoop)? = nil) async throws -> any Channel {
+    private func adoptChannel(_ runtime: ServiceRuntime, socket: ListeningSocket, on loop: any EventLoop) async throws -> any Channel {
+        try await bindChannel(runtime, transport: socket.transport, host: socket.address.host, port: socket.port, on: loop, descriptor: socket.descriptor)
+    }
+
+    private func bindChannel(_ runtime: ServiceRuntime, transport: Transport, host: String, port: Int, on loop: (any EventLoop)? = nil, descriptor: Int32? = nil) async throws -> any Channel {
         let logger = self.logger
         switch transport {
         case .tcp:
-            let bootstrap = ServerBootstrap(group: group)
+            let bootstrap = ServerBootstrap(group: loop ?? group.next(), childGroup: group)
                 .serverChannelOption(.backlog, value: 511)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
             if runtime.settings.service is any InetConnectionTaskService {
-                return try await bindTaskListener(bootstrap, runtime: runtime, host: host, port: port)
+                return try await bindTaskListener(bootstrap, runtime: runtime, host: host, port: port, descriptor: descriptor)
             }
-            return try await bootstrap
+            let initialized = bootstrap
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if try runtime.admit(channel, logger: logger) {
@@ -293,13 +370,14 @@ public final class InetHost: Sendable {
                         }
                     }
                 }
-                .bind(host: host, port: port).get()
+            if let descriptor { return try await initialized.withBoundSocket(descriptor).get() }
+            return try await initialized.bind(host: host, port: port).get()
         case .udp:
             let limits = runtime.settings.limits
             let counters = runtime.counters[.udp]!
             let settings = runtime.settings
             let name = runtime.name
-            return try await DatagramBootstrap(group: loop ?? group.next())
+            let datagrams = DatagramBootstrap(group: loop ?? group.next())
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelOption(ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
                 // recvmmsg: up to 16 datagrams per system call, each in its own max_datagram slot
@@ -314,19 +392,24 @@ public final class InetHost: Sendable {
                             limiter: runtime.udpLimiter, logger: logger))
                     }
                 }
-                .bind(host: host, port: port).get()
+            if let descriptor { return try await datagrams.withBoundSocket(descriptor).get() }
+            return try await datagrams.bind(host: host, port: port).get()
         }
     }
 
     /// A listener whose connections each run as a task: the accept loop runs in a task of its
     /// own and ends when the listener is closed (the connections' tasks finish on their own).
-    private func bindTaskListener(_ bootstrap: ServerBootstrap, runtime: ServiceRuntime, host: String, port: Int) async throws -> any Channel {
+    private func bindTaskListener(_ bootstrap: ServerBootstrap, runtime: ServiceRuntime, host: String, port: Int, descriptor: Int32?) async throws -> any Channel {
         let logger = self.logger
         let initializer: @Sendable (any Channel) -> EventLoopFuture<ConnectionTask> = { channel in
             Self.setupTaskConnection(channel, runtime: runtime, logger: logger)
         }
-        let server: NIOAsyncChannel<ConnectionTask, Never> = try await bootstrap.bind(
-            host: host, port: port, childChannelInitializer: initializer)
+        let server: NIOAsyncChannel<ConnectionTask, Never>
+        if let descriptor {
+            server = try await bootstrap.bind(descriptor, childChannelInitializer: initializer)
+        } else {
+            server = try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
+        }
         Task {
             try? await server.executeThenClose { connections in
                 await withDiscardingTaskGroup { group in
@@ -356,7 +439,7 @@ public final class InetHost: Sendable {
     }
 
     /// Whether `host` can be bound here (e.g. ::1 on a machine without IPv6).
-    static func addressIsAvailable(_ host: String) -> Bool {
+    public static func addressIsAvailable(_ host: String) -> Bool {
         guard let address = try? SocketAddress(ipAddress: host, port: 0) else { return false }
         let family: Int32 = address.protocol == .inet6 ? AF_INET6 : AF_INET
         let fd = socket(family, Int32(SOCK_DGRAM.rawValue), 0)

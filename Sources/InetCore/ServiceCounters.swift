@@ -1,62 +1,136 @@
+import CInetSupport
 import NIOConcurrencyHelpers
 import Synchronization
 
-/// The counters of one service on one transport, kept once in the host and read by the
-/// status page, the metrics endpoint and the SNMP agent alike. Updated lock-free.
-public final class ServiceCounters: Sendable {
+/// One 64-bit counter, in this process's memory or in the region the supervisor shares with
+/// every worker. Updated lock-free.
+public struct CounterCell: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Int64>
+
+    @inline(__always)
+    public func load(ordering: AtomicLoadOrdering = .relaxed) -> Int {
+        Int(inetkit_atomic_load(pointer))
+    }
+
+    @inline(__always)
+    public func store(_ value: Int) {
+        inetkit_atomic_store(pointer, Int64(value))
+    }
+
+    @inline(__always)
+    @discardableResult
+    public func wrappingAdd(_ amount: Int, ordering: AtomicUpdateOrdering = .relaxed) -> (oldValue: Int, newValue: Int) {
+        let old = inetkit_atomic_add(pointer, Int64(amount))
+        return (Int(old), Int(old &+ Int64(amount)))
+    }
+
+    @inline(__always)
+    func bump(_ amount: Int) {
+        _ = inetkit_atomic_add(pointer, Int64(amount))
+    }
+}
+
+/// The counters of one service on one transport, kept once for the host and read by the
+/// status page, the metrics endpoint and the SNMP agent alike. Under the supervisor they live
+/// in shared memory, so every worker's page shows the whole host.
+public final class ServiceCounters: @unchecked Sendable {
     public let service: String
     public let transport: Transport
 
-    /// TCP connections accepted (including those refused at the limit).
-    public let connections = Synchronization.Atomic<Int>(0)
-    /// TCP connections open now.
-    public let activeConnections = Synchronization.Atomic<Int>(0)
-    /// TCP connections closed at once because `max_connections` was reached.
-    public let refusedConnections = Synchronization.Atomic<Int>(0)
-    /// UDP datagrams received.
-    public let datagramsIn = Synchronization.Atomic<Int>(0)
-    /// UDP datagrams sent.
-    public let datagramsOut = Synchronization.Atomic<Int>(0)
-    /// UDP datagrams dropped (rate limit, full send buffer).
-    public let datagramsDropped = Synchronization.Atomic<Int>(0)
-    public let bytesIn = Synchronization.Atomic<Int>(0)
-    public let bytesOut = Synchronization.Atomic<Int>(0)
-    /// Connections or exchanges that ended in an error (including idle timeouts).
-    public let errors = Synchronization.Atomic<Int>(0)
+    /// The cells, in this order (the layout of a shared region's entry).
+    enum Slot: Int, CaseIterable {
+        case connections, activeConnections, refusedConnections, datagramsIn, datagramsOut, datagramsDropped
+        case bytesIn, bytesOut, errors, distinctPeers, restarts
+    }
+    static let slotCount = 12
 
-    /// Distinct peer addresses seen, for the session summary; bounded.
+    private let base: UnsafeMutablePointer<Int64>
+    /// Whether `base` was allocated here (and is freed with the counters).
+    private let owned: Bool
+    /// Shared distinct-peer set, when the counters live in a region.
+    private let peerSet: SharedPeerSet?
+    private let entryIndex: Int
+
+    /// TCP connections accepted (including those refused at the limit).
+    public var connections: CounterCell { cell(.connections) }
+    /// TCP connections open now.
+    public var activeConnections: CounterCell { cell(.activeConnections) }
+    /// TCP connections closed at once because `max_connections` was reached.
+    public var refusedConnections: CounterCell { cell(.refusedConnections) }
+    /// UDP datagrams received.
+    public var datagramsIn: CounterCell { cell(.datagramsIn) }
+    /// UDP datagrams sent.
+    public var datagramsOut: CounterCell { cell(.datagramsOut) }
+    /// UDP datagrams dropped (rate limit, full send buffer).
+    public var datagramsDropped: CounterCell { cell(.datagramsDropped) }
+    public var bytesIn: CounterCell { cell(.bytesIn) }
+    public var bytesOut: CounterCell { cell(.bytesOut) }
+    /// Connections or exchanges that ended in an error (including idle timeouts).
+    public var errors: CounterCell { cell(.errors) }
+    /// Times the supervisor restarted the worker that serves this service.
+    public var restarts: CounterCell { cell(.restarts) }
+
+    @inline(__always)
+    private func cell(_ slot: Slot) -> CounterCell { CounterCell(pointer: base + slot.rawValue) }
+
+    /// Distinct peer addresses seen, for the session summary (process-local set); bounded.
     private let peers = NIOLockedValueBox(Set<String>())
     public static let maximumTrackedPeers = 10_000
 
+    /// Counters in this process's own memory.
     public init(service: String, transport: Transport) {
         self.service = service
         self.transport = transport
+        base = UnsafeMutablePointer<Int64>.allocate(capacity: Self.slotCount)
+        base.initialize(repeating: 0, count: Self.slotCount)
+        owned = true
+        peerSet = nil
+        entryIndex = 0
+    }
+
+    /// Counters at `cells` in a shared region.
+    init(service: String, transport: Transport, cells: UnsafeMutablePointer<Int64>, peers: SharedPeerSet, entry: Int) {
+        self.service = service
+        self.transport = transport
+        base = cells
+        owned = false
+        peerSet = peers
+        entryIndex = entry
+    }
+
+    deinit {
+        if owned { base.deallocate() }
     }
 
     /// Records a peer address (without port) for the session summary.
     public func notePeer(_ host: String) {
+        if let peerSet {
+            if peerSet.insert(host, entry: entryIndex) { cell(.distinctPeers).bump(1) }
+            return
+        }
         peers.withLockedValue { set in
-            if set.count < Self.maximumTrackedPeers { set.insert(host) }
+            if set.count < Self.maximumTrackedPeers, set.insert(host).inserted { cell(.distinctPeers).bump(1) }
         }
     }
 
     /// Distinct peers seen (at most `maximumTrackedPeers`).
-    public var distinctPeers: Int { peers.withLockedValue { $0.count } }
+    public var distinctPeers: Int { cell(.distinctPeers).load() }
 
     /// A consistent-enough copy for reports.
     public func snapshot() -> Snapshot {
         Snapshot(
             service: service, transport: transport,
-            connections: connections.load(ordering: .relaxed),
-            activeConnections: activeConnections.load(ordering: .relaxed),
-            refusedConnections: refusedConnections.load(ordering: .relaxed),
-            datagramsIn: datagramsIn.load(ordering: .relaxed),
-            datagramsOut: datagramsOut.load(ordering: .relaxed),
-            datagramsDropped: datagramsDropped.load(ordering: .relaxed),
-            bytesIn: bytesIn.load(ordering: .relaxed),
-            bytesOut: bytesOut.load(ordering: .relaxed),
-            errors: errors.load(ordering: .relaxed),
-            distinctPeers: distinctPeers)
+            connections: connections.load(),
+            activeConnections: activeConnections.load(),
+            refusedConnections: refusedConnections.load(),
+            datagramsIn: datagramsIn.load(),
+            datagramsOut: datagramsOut.load(),
+            datagramsDropped: datagramsDropped.load(),
+            bytesIn: bytesIn.load(),
+            bytesOut: bytesOut.load(),
+            errors: errors.load(),
+            distinctPeers: distinctPeers,
+            restarts: restarts.load())
     }
 
     /// Plain values of the counters at one moment.
@@ -73,11 +147,13 @@ public final class ServiceCounters: Sendable {
         public var bytesOut: Int
         public var errors: Int
         public var distinctPeers: Int
+        /// Restarts of the worker serving the service (0 in a single process).
+        public var restarts: Int
 
         public init(
             service: String, transport: Transport, connections: Int = 0, activeConnections: Int = 0,
             refusedConnections: Int = 0, datagramsIn: Int = 0, datagramsOut: Int = 0, datagramsDropped: Int = 0,
-            bytesIn: Int = 0, bytesOut: Int = 0, errors: Int = 0, distinctPeers: Int = 0
+            bytesIn: Int = 0, bytesOut: Int = 0, errors: Int = 0, distinctPeers: Int = 0, restarts: Int = 0
         ) {
             self.service = service
             self.transport = transport
@@ -91,6 +167,7 @@ public final class ServiceCounters: Sendable {
             self.bytesOut = bytesOut
             self.errors = errors
             self.distinctPeers = distinctPeers
+            self.restarts = restarts
         }
     }
 }

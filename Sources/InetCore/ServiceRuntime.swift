@@ -79,13 +79,16 @@ final class ServiceRuntime: Sendable {
     /// The per-source UDP rate limiter, shared by all the service's UDP sockets.
     let udpLimiter: NIOLockedValueBox<SourceRateLimiter>
 
-    init(planned service: PlannedService, directory: HostDirectory) {
+    init(planned service: PlannedService, directory: HostDirectory, region: SharedRegion? = nil) {
         self.directory = directory
         udpLimiter = NIOLockedValueBox(SourceRateLimiter(rate: service.limits.udpRate, burst: service.limits.udpBurst, maximumSources: service.limits.udpMaxSources))
         name = service.descriptor.name
         settings = LimitsBox(limits: service.limits, service: service.service)
+        // Under the supervisor the counters live in the shared region, so every worker's pages
+        // show the whole host; otherwise in this process.
         counters = Dictionary(uniqueKeysWithValues: service.descriptor.transports.map {
-            ($0, ServiceCounters(service: service.descriptor.name, transport: $0))
+            ($0, region?.counters(service: service.descriptor.name, transport: $0)
+                ?? ServiceCounters(service: service.descriptor.name, transport: $0))
         })
         planned.withLockedValue { $0 = service }
     }

@@ -75,7 +75,20 @@ struct StaticFastPath: Sendable {
         if request.method == .HEAD { return Answer(head: head, body: .none) }
         if let cached { return Answer(head: head, body: .buffer(cached)) }
         // A short blocking open(2) on the event loop, as nginx does; the bytes go by sendfile.
-        guard let handle = try? NIOFileHandle(_deprecatedPath: file) else { return nil }
+        // A file the server may see but not read (another account's, mode 0600) is 403, as
+        // nginx answers it, never a 200 with no body.
+        let handle: NIOFileHandle
+        do {
+            handle = try NIOFileHandle(_deprecatedPath: file)
+        } catch {
+            let body = ByteBuffer(string: "403 Forbidden\n")
+            var refused = HTTPHeaders()
+            refused.add(name: "Content-Length", value: String(body.readableBytes))
+            refused.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+            refused.add(name: "Server", value: "InetKit")
+            refused.add(name: "Date", value: HTTPDate.now())
+            return Answer(head: HTTPResponseHead(version: .http1_1, status: .forbidden, headers: refused), body: .buffer(body))
+        }
         return Answer(head: head, body: .file(handle, size: size))
     }
 

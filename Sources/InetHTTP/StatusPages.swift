@@ -9,9 +9,10 @@ enum StatusPages {
             let counters = service.counters.map { c in
                 "{\"transport\":\"\(c.transport)\",\"connections\":\(c.connections),\"active_connections\":\(c.activeConnections),"
                     + "\"refused_connections\":\(c.refusedConnections),\"datagrams_in\":\(c.datagramsIn),\"datagrams_out\":\(c.datagramsOut),"
-                    + "\"datagrams_dropped\":\(c.datagramsDropped),\"bytes_in\":\(c.bytesIn),\"bytes_out\":\(c.bytesOut),\"errors\":\(c.errors)}"
+                    + "\"datagrams_dropped\":\(c.datagramsDropped),\"bytes_in\":\(c.bytesIn),\"bytes_out\":\(c.bytesOut),\"errors\":\(c.errors),"
+                    + "\"restarts\":\(c.restarts)}"
             }
-            return "{\"name\":\(JSON.quote(service.name)),\"running\":\(service.enabled),\"listeners\":[\(listeners.joined(separator: ","))],\"counters\":[\(counters.joined(separator: ","))]}"
+            return "{\"name\":\(JSON.quote(service.name)),\"running\":\(service.enabled),\"state\":\(JSON.quote(service.state)),\"restarts\":\(service.restarts),\"listeners\":[\(listeners.joined(separator: ","))],\"counters\":[\(counters.joined(separator: ","))]}"
         }
         return "{\"uptime_seconds\":\(Int(uptime)),\"services\":[\n\(items.joined(separator: ",\n"))\n]}\n"
     }
@@ -30,7 +31,9 @@ enum StatusPages {
         ]
         var text = "# HELP inetkit_uptime_seconds Seconds since the host started.\n# TYPE inetkit_uptime_seconds gauge\ninetkit_uptime_seconds \(Int(uptime))\n"
         text += "# HELP inetkit_service_up Whether the service is listening.\n# TYPE inetkit_service_up gauge\n"
-        for service in services { text += "inetkit_service_up{service=\"\(service.name)\"} \(service.enabled ? 1 : 0)\n" }
+        for service in services { text += "inetkit_service_up{service=\"\(service.name)\"} \(service.enabled && service.state != "backoff" ? 1 : 0)\n" }
+        text += "# HELP inetkit_restarts_total Times the worker process serving the service died and was started again.\n# TYPE inetkit_restarts_total counter\n"
+        for service in services { text += "inetkit_restarts_total{service=\"\(service.name)\"} \(service.restarts)\n" }
         for (name, type, help, value) in families {
             text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for service in services {
@@ -50,9 +53,11 @@ enum StatusPages {
                 let traffic = counters.transport == .tcp
                     ? "\(counters.connections) connections (\(counters.activeConnections) open, \(counters.refusedConnections) refused)"
                     : "\(counters.datagramsIn) in, \(counters.datagramsOut) out, \(counters.datagramsDropped) dropped"
-                rows += "<tr><td>\(HTML.escape(service.name))</td><td>\(counters.transport)</td>"
+                let state = service.state == "running" ? "" : " <em>(\(HTML.escape(service.state)))</em>"
+                rows += "<tr><td>\(HTML.escape(service.name))\(state)</td><td>\(counters.transport)</td>"
                     + "<td>\(listeners.isEmpty ? "<em>not running</em>" : listeners.joined(separator: "<br>"))</td>"
-                    + "<td>\(traffic)</td><td class=\"n\">\(counters.bytesIn)</td><td class=\"n\">\(counters.bytesOut)</td><td class=\"n\">\(counters.errors)</td></tr>\n"
+                    + "<td>\(traffic)</td><td class=\"n\">\(counters.bytesIn)</td><td class=\"n\">\(counters.bytesOut)</td><td class=\"n\">\(counters.errors)</td>"
+                    + "<td class=\"n\">\(counters.restarts)</td></tr>\n"
             }
         }
         return """
@@ -60,7 +65,7 @@ enum StatusPages {
             <html><head><meta charset="utf-8"><title>InetKit status</title>
             <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em}.n{text-align:right}</style></head>
             <body><h1>InetKit</h1><p>Up for \(Int(uptime)) s. Also as <a href="\(statusPath)/status.json">JSON</a> and <a href="\(statusPath)/metrics">Prometheus metrics</a>.</p>
-            <table><tr><th>Service</th><th>Transport</th><th>Listening on</th><th>Traffic</th><th>Bytes in</th><th>Bytes out</th><th>Errors</th></tr>
+            <table><tr><th>Service</th><th>Transport</th><th>Listening on</th><th>Traffic</th><th>Bytes in</th><th>Bytes out</th><th>Errors</th><th>Restarts</th></tr>
             \(rows)</table></body></html>
 
             """

@@ -181,6 +181,7 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
         }
         let sessionContext = LineSessionContext(peer: context.channel.remoteAddress, local: context.channel.localAddress, overAddressLimit: over)
         enqueue(session.start(context: sessionContext))
+        lastActivity = context.eventLoop.now
         armTimer(context: context)
         drive(context: context)
         context.flush()
@@ -188,7 +189,7 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        lastActivity = .now()
+        lastActivity = context.eventLoop.now
         if closing { return }
         if buffer == nil || buffer!.readableBytes == 0 {
             buffer = incoming
@@ -485,7 +486,7 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
             return
         }
         waiting = false
-        lastActivity = .now()
+        lastActivity = context.eventLoop.now
         // The actions of the finished step run before whatever was queued behind it.
         let rest = Array(pending[pendingIndex...])
         pending = actions + rest
@@ -500,7 +501,9 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
         let seconds = session.timeout.seconds
         // While an effect runs (a transfer can outlast the command timeout) the clock is not
         // running: look again a timeout from now, never at a deadline already past.
-        let due = max(lastActivity + .seconds(clamping: seconds), .now() + .seconds(clamping: min(seconds, 1)))
+        // The loop's own clock (an EmbeddedEventLoop's is virtual: a real-time deadline there
+        // would always be due and the timer would spin).
+        let due = max(lastActivity + .seconds(clamping: seconds), context.eventLoop.now + .seconds(clamping: min(seconds, 1)))
         timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) {
             self.timerFired()
         }
@@ -509,7 +512,7 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
     private func timerFired() {
         guard let context, !closing else { return }
         let (seconds, reply) = session.timeout
-        if (waiting && !flushing) || NIODeadline.now() < lastActivity + .seconds(clamping: seconds) {
+        if (waiting && !flushing) || context.eventLoop.now < lastActivity + .seconds(clamping: seconds) {
             armTimer(context: context)
             return
         }

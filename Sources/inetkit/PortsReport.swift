@@ -7,9 +7,14 @@ import Glibc
 /// The startup table and the ports file.
 enum PortsReport {
     static func table(_ listeners: [Listener], offset: Int) -> String {
+        table(rows: listeners.map { ($0.service, $0.transport, $0.display) }, offset: offset)
+    }
+
+    static func table(rows listeners: [(service: String, transport: Transport, display: String)], offset: Int, workers: Int? = nil) -> String {
         var rows = [["SERVICE", "TRANSPORT", "ADDRESS"]]
         rows += listeners.map { [$0.service, $0.transport.rawValue, $0.display] }
-        let header = "inetkit: serving \(listeners.count) listeners (port offset \(offset))\n"
+        let across = workers.map { " in \($0) worker processes" } ?? ""
+        let header = "inetkit: serving \(listeners.count) listeners\(across) (port offset \(offset))\n"
         return header + TextTable.render(rows)
     }
 

@@ -7,6 +7,7 @@ import InetMail
 import InetSNMP
 import InetSimple
 import Logging
+import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import UnixSignals
@@ -30,70 +31,165 @@ struct ServeCommand: AsyncParsableCommand {
             With no options it serves echo, discard, daytime, qotd, chargen, time, ftp, smtp, dns, http, pop3 and snmp \
             (https once it has a certificate) on 127.0.0.1 and ::1, \
             on their well-known ports when this process may bind them, else on port + 10000. \
-            SIGHUP re-reads --config; SIGTERM/SIGINT stop accepting and let connections finish \
-            within shutdown_grace (default 10 s).
+            This process binds every listener and serves nothing itself: each protocol family runs in \
+            a worker process (`inetkit worker`) that is restarted at once if it dies; started as root, \
+            the workers run as user: (default: whoever ran sudo, else inetkit, else nobody). \
+            SIGHUP re-reads --config and replaces the workers; SIGUSR2 re-executes the binary on disk \
+            (an upgrade in place); SIGTERM/SIGINT stop accepting and let connections finish \
+            within shutdown_grace (default 10 s). --isolation none runs everything in one process.
             """
     )
-
-    @Option(name: .long, help: "YAML configuration file (every key optional).")
-    var config: String?
-
-    @Option(name: .long, help: "Add N to every well-known port (default: 0 if ports < 1024 can be bound, else 10000).")
-    var portOffset: Int?
-
-    @Option(name: .long, help: "Address to listen on; repeat for several (default 127.0.0.1 and ::1).")
-    var bind: [String] = []
 
     @Option(name: .long, help: "Run only these services (comma-separated), e.g. echo,daytime.")
     var services: String?
 
-    @Option(name: .long, help: "Once every listener is bound, write {service: {tcp: port, udp: port}} as JSON here.")
-    var portsFile: String?
+    @OptionGroup var options: HostOptions
 
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (default info).")
-    var logLevel: String?
-
-    @Option(name: .long, help: "text or json (one object per line).")
-    var logFormat: String?
+    var config: String? { options.config }
+    var portOffset: Int? { options.portOffset }
+    var bind: [String] { options.bind }
+    var portsFile: String? { options.portsFile }
+    var logLevel: String? { options.logLevel }
+    var logFormat: String? { options.logFormat }
 
     func validate() throws {
-        if let portOffset, !(0...65_000).contains(portOffset) { throw ValidationError("--port-offset must be 0...65000") }
-        if let logLevel, Logger.Level(rawValue: logLevel.lowercased()) == nil { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
-        if let logFormat, LogFormat(rawValue: logFormat) == nil { throw ValidationError("--log-format must be text or json") }
+        if let isolation, Isolation(rawValue: isolation) == nil { throw ValidationError("--isolation must be workers or none") }
     }
+
+    @Option(name: .long, help: "workers (default: a supervisor holds the sockets, worker processes serve them) or none (one process).")
+    var isolation: String?
 
     func run() async throws {
         raiseOpenFileLimit()
+        if let upgrade = ProcessInfo.processInfo.environment["INETKIT_UPGRADE"] {
+            unsetenv("INETKIT_UPGRADE")
+            runAfterUpgrade(upgrade)
+        }
         let fileConfig: HostConfig
+        let configText: String
         do {
-            fileConfig = try loadConfig()
+            (fileConfig, configText) = try HostSetup.loadConfigAndText(config)
         } catch {
             fail("\(error)", code: 2)
         }
-        let level = logLevel.flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? fileConfig.logLevel ?? .info
-        let format = logFormat.flatMap(LogFormat.init(rawValue:)) ?? fileConfig.logFormat ?? .text
-        LoggingSystem.bootstrap { label in InetLogHandler(label: label, level: level, format: format) }
+        HostSetup.bootstrapLogging(level: logLevel, format: logFormat, config: fileConfig)
         let logger = Logger(label: "inetkit")
+        let mode = isolation.flatMap(Isolation.init(rawValue:)) ?? fileConfig.isolation ?? .workers
 
-        let overrides = HostOverrides(
-            bind: bind.isEmpty ? nil : bind,
-            portOffset: portOffset,
-            onlyServices: services.map { $0.split(separator: ",").map { String($0).trimming(" ") } })
-        let privileged = PortPlan.processCanBindPrivilegedPorts(lowestPort: serviceCatalog.map(\.wellKnownPort).min() ?? 1)
+        let privileged = HostSetup.canBindPrivilegedPorts
         let plan: HostPlan
         do {
             plan = try HostPlan.make(config: fileConfig, overrides: overrides, catalog: serviceCatalog, canBindPrivilegedPorts: privileged)
         } catch {
             fail("\(error)", code: 2)
         }
+        switch mode {
+        case .workers:
+            runSupervisor(config: fileConfig, configText: configText, plan: plan, logger: logger)
+        case .none:
+            try await runInOneProcess(config: fileConfig, plan: plan, privileged: privileged, logger: logger)
+        }
+    }
 
+    private var overrides: HostOverrides {
+        HostOverrides(
+            bind: bind.isEmpty ? nil : bind,
+            portOffset: portOffset,
+            onlyServices: services.map { $0.split(separator: ",").map { String($0).trimming(" ") } })
+    }
+
+    private var supervisorOptions: Supervisor.Options {
+        Supervisor.Options(configPath: config, overrides: overrides, portsFile: portsFile, logLevel: logLevel, logFormat: logFormat,
+                           bindArguments: bind)
+    }
+
+    private func runSupervisor(config fileConfig: HostConfig, configText: String, plan: HostPlan, logger: Logger) -> Never {
+        let supervisor: Supervisor
+        do {
+            let (region, sockets, account) = try Supervisor.prepare(options: supervisorOptions, config: fileConfig, plan: plan, logger: logger)
+            supervisor = try Supervisor(options: supervisorOptions, config: fileConfig, configText: configText, plan: plan,
+                                        sockets: sockets, region: region, account: account, logger: logger)
+        } catch let error as BindError {
+            fail("\(error)", code: 1)
+        } catch let error as RunAccount.Failure {
+            fail("\(error)", code: 2)
+        } catch {
+            fail("\(error)", code: 1)
+        }
+        Glibc.exit(supervisor.run())
+    }
+
+    /// The new image after SIGUSR2: the sockets, region and workers of the old one are handed over.
+    private func runAfterUpgrade(_ encoded: String) -> Never {
+        guard let state = Supervisor.UpgradeState.decode(encoded) else { fail("INETKIT_UPGRADE: not understood", code: 1) }
+        let configText: (text: String, file: String)?
+        do {
+            configText = try WorkerCommand.configFromSupervisor([
+                "INETKIT_CONFIG_FD": "\(state.config)", "INETKIT_CONFIG_NAME": config ?? "<defaults>",
+            ], keepOpen: true)
+        } catch {
+            fail("\(error)", code: 1)
+        }
+        let text = configText?.text ?? ""
+        let fileConfig: HostConfig
+        do {
+            fileConfig = config == nil ? HostConfig() : try HostConfig.parse(yaml: text, file: config!, catalog: serviceCatalog)
+        } catch {
+            fail("\(error)", code: 2)
+        }
+        HostSetup.bootstrapLogging(level: logLevel, format: logFormat, config: fileConfig)
+        let logger = Logger(label: "inetkit")
+        do {
+            let plan = try HostPlan.make(config: fileConfig, overrides: overrides, catalog: serviceCatalog,
+                                         canBindPrivilegedPorts: HostSetup.canBindPrivilegedPorts)
+            let region = try SharedRegion.attach(descriptor: state.region)
+            _ = fcntl(state.region, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(state.config, F_SETFD, FD_CLOEXEC)
+            var sockets: [ListeningSocket] = []
+            for entry in state.sockets {
+                let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, let fd = Int32(parts[0]), let socket = ListeningSocket.describe(fd, service: parts[1]) else { continue }
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                // The address as the plan spells it (describe reads it back numerically).
+                var named = socket
+                if let address = plan.bindAddresses.first(where: { $0.host == socket.address.host || (try? SocketAddress(ipAddress: $0.host, port: 0))?.ipAddress == socket.address.host }) {
+                    named.address = address
+                }
+                sockets.append(named)
+            }
+            let supervisor = try Supervisor(options: supervisorOptions, config: fileConfig, configText: text, plan: plan, sockets: sockets,
+                                            region: region, account: try HostSetup.runAccount(fileConfig), logger: logger,
+                                            generation: state.generation, configDescriptor: state.config)
+            Glibc.exit(supervisor.runAfterUpgrade(adopted: state.workers))
+        } catch {
+            fail("upgrade: \(error)", code: 1)
+        }
+    }
+
+    /// `isolation: none`: every service in this process (root binds first, then drops privileges).
+    private func runInOneProcess(config fileConfig: HostConfig, plan: HostPlan, privileged: Bool, logger: Logger) async throws {
+        var inherited: [ListeningSocket] = []
+        do {
+            if let account = try HostSetup.runAccount(fileConfig, logger: logger) {
+                inherited = try HostSetup.bindAll(plan, udpSockets: HostSetup.udpSocketsPerAddress, logger: logger)
+                HostSetup.prepareDataDirectory(plan, for: account, logger: logger)
+                try account.drop()
+                logger.notice("running as \(account)")
+            }
+        } catch let error as BindError {
+            fail("\(error)", code: 1)
+        } catch {
+            fail("\(error)", code: 2)
+        }
         let group = MultiThreadedEventLoopGroup.singleton
-        let host = InetHost(plan: plan, group: group, logger: logger)
+        let host = InetHost(plan: plan, group: group, logger: logger, inherited: inherited)
         let portsFile = self.portsFile
-        let reloadPlan: @Sendable () throws -> HostPlan = { [self] in
+        let overrides = self.overrides
+        let configPath = config
+        let reloadPlan: @Sendable () throws -> HostPlan = {
             // The new services see the same host (status pages, SNMP, built-in zone, uptime).
-            try HostPlan.make(config: try loadConfig(), overrides: overrides, catalog: serviceCatalog, canBindPrivilegedPorts: privileged,
-                              directory: host.directory)
+            try HostPlan.make(config: try HostSetup.loadConfig(configPath), overrides: overrides, catalog: serviceCatalog,
+                              canBindPrivilegedPorts: privileged, directory: host.directory)
         }
         let hostService = HostService(
             host: host, logger: logger, reloadPlan: reloadPlan,
@@ -125,14 +221,6 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             fail("\(error)", code: 1)
         }
-    }
-
-    private func loadConfig() throws -> HostConfig {
-        guard let path = config else { return HostConfig() }
-        guard let text = readTextFile(path) else {
-            throw ConfigError(file: path, key: nil, line: nil, message: "cannot read the file")
-        }
-        return try HostConfig.parse(yaml: text, file: path, catalog: serviceCatalog)
     }
 }
 

@@ -24,6 +24,13 @@ def inetkit_binary():
 
 BIN = inetkit_binary()
 
+# The suite runs in the default mode (a supervisor and worker processes) unless
+# INETKIT_ISOLATION=none asks for one process (scripts/test runs it both ways).
+ISOLATION = os.environ.get("INETKIT_ISOLATION", "workers")
+# Run as root (as CI does), the tests' folders are root's own (mkdtemp makes them 0700): the
+# services keep root unless a test asks for the unprivileged account (test_privileges.py).
+ROOT_ENV = {"INETKIT_WORKERS_AS_ROOT": "1"} if os.geteuid() == 0 else {}
+
 
 def ipv6_available():
     try:
@@ -61,8 +68,10 @@ class Server:
         self.stdout = open(os.path.join(self.dir, "stdout"), "w+")
         self.stderr = open(os.path.join(self.dir, "stderr"), "w+")
         cmd = [BIN, "serve", "--config", self.config_path, "--ports-file", self.ports_path, *args]
+        if ISOLATION != "workers" and "--isolation" not in args:
+            cmd += ["--isolation", ISOLATION]
         self.proc = subprocess.Popen(cmd, stdout=self.stdout, stderr=self.stderr, cwd=tempfile.mkdtemp(prefix="inetkit-cwd-"),
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **ROOT_ENV, **(env or {})})
         STARTED.append(self.proc)
         if wait:
             self.wait_ready()

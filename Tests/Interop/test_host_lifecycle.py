@@ -194,6 +194,8 @@ def test_idle_connections_are_closed():
 def test_default_serve_runs_with_no_arguments():
     """`inetkit serve` with no config: loopback, well-known ports (or +10000 without privilege)."""
     workdir = tempfile.mkdtemp()
+    # Started as root, the services run as an unprivileged account: it must reach the folder.
+    os.chmod(workdir, 0o755)
     proc = subprocess.Popen([BIN, "serve"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     STARTED.append(proc)
     try:

@@ -35,7 +35,7 @@ final class PassiveListener {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 4)
             .childChannelOption(.autoRead, value: false)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_sndbuf), value: FTPData.sendBuffer)
             .childChannelInitializer { child in
                 // Only the control connection's client may connect (RFC 2577 5, like vsftpd's
@@ -132,7 +132,7 @@ enum FTPData {
     static func connect(on loop: any EventLoop, to address: SocketAddress, timeout: Double, tls: NIOSSLContext?) -> EventLoopFuture<any Channel> {
         ClientBootstrap(group: loop)
             .channelOption(.autoRead, value: false)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_sndbuf), value: FTPData.sendBuffer)
             .connectTimeout(.seconds(clamping: timeout))
             .channelInitializer { channel in

@@ -5,9 +5,9 @@ import InetCore
 /// 2 name, 3 transport (tcp 1, udp 2), 4 port, 5 status (running 1, stopped 2),
 /// 6 connections (Counter32), 7 active connections (Gauge32), 8 requests (Counter32: TCP
 /// connections or UDP datagrams), 9 bytes in, 10 bytes out (Counter64), 11 errors,
-/// 12 refused (Counter32), 13 datagrams dropped (Counter32).
+/// 12 refused (Counter32), 13 datagrams dropped (Counter32), 14 worker restarts (Counter32).
 enum ServiceTable {
-    static let columns: [UInt32] = Array(2...13)
+    static let columns: [UInt32] = Array(2...14)
 
     static let objects: [OID] = columns.map { MIBOID.inetkitServiceEntry.appending($0) }
 
@@ -24,7 +24,8 @@ enum ServiceTable {
         for service in services {
             for snapshot in service.counters {
                 let port = service.listeners.first { $0.transport == snapshot.transport }?.port ?? 0
-                rows.append(Row(name: service.name, transport: snapshot.transport, port: port, running: service.enabled, counters: snapshot))
+                rows.append(Row(name: service.name, transport: snapshot.transport, port: port,
+                                running: service.enabled && service.state != "backoff", counters: snapshot))
             }
         }
         return rows
@@ -51,7 +52,8 @@ enum ServiceTable {
                 case 10: value = .counter64(UInt64(max(0, counts.bytesOut)))
                 case 11: value = c32(counts.errors)
                 case 12: value = c32(counts.refusedConnections)
-                default: value = c32(counts.datagramsDropped)
+                case 13: value = c32(counts.datagramsDropped)
+                default: value = c32(counts.restarts)
                 }
                 binds.append(VarBind(MIBOID.inetkitServiceEntry.appending(column, UInt32(offset + 1)), value))
             }

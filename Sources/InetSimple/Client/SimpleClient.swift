@@ -159,7 +159,7 @@ public struct SimpleClient: Sendable {
             let deadline = started + .seconds(clamping: request.timeout)
             let channel = try await ClientBootstrap(group: group)
                 .connectTimeout(.seconds(clamping: request.timeout))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .connect(host: target.host, port: target.port) { channel in
                     channel.eventLoop.makeCompletedFuture {

@@ -1,0 +1,50 @@
+#ifndef C_INET_SUPPORT_H
+#define C_INET_SUPPORT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/// Starts `path` with `argv` and `envp` in a new process, the way systemd starts a
+/// socket-activated service: `fds[0..<nfds]` become descriptors 3, 4, … (every other
+/// descriptor of the caller is close-on-exec), the signal mask and dispositions are reset,
+/// standard output and error go to `output_fd` (when >= 0), and the entry of `envp` at
+/// `listen_pid_index` (when >= 0), which must read "LISTEN_PID=" followed by at least 20
+/// bytes of room, gets the child's own process id. Between fork and exec only
+/// async-signal-safe calls are made. Returns the child's pid, or -1 with errno set.
+/// With `uid`/`gid` other than -1 the child becomes that account (supplementary groups
+/// cleared, then group, then user, checked) before execve: it never runs as root.
+pid_t inetkit_spawn(const char *path, char *const argv[], char *const envp[],
+                    const int *fds, int nfds, int output_fd, int listen_pid_index,
+                    int death_signal, int64_t uid, int64_t gid);
+
+/// pipe2(2) (flags: O_CLOEXEC, O_NONBLOCK); 0 or -1.
+int inetkit_pipe(int fds[2], int flags);
+
+/// memfd_create(2) with MFD_CLOEXEC; -1 with errno on failure.
+int inetkit_memfd(const char *name);
+
+/// Clears FD_CLOEXEC on `fd` (for a descriptor passed across exec); 0 or -1.
+int inetkit_keep_on_exec(int fd);
+
+/// prctl(PR_SET_PDEATHSIG, signal): 0 or -1.
+int inetkit_set_death_signal(int signal);
+
+/// Installs a handler for each of `signals` that writes the signal's number as one byte to
+/// `write_fd` (a non-blocking pipe): the self-pipe the supervisor's poll loop reads.
+int inetkit_forward_signals(int write_fd, const int *signals, int count);
+
+/// Relaxed atomic operations on 64-bit cells in shared memory.
+static inline int64_t inetkit_atomic_add(int64_t *cell, int64_t value) {
+    return __atomic_fetch_add(cell, value, __ATOMIC_RELAXED);
+}
+static inline int64_t inetkit_atomic_load(const int64_t *cell) {
+    return __atomic_load_n(cell, __ATOMIC_ACQUIRE);
+}
+static inline void inetkit_atomic_store(int64_t *cell, int64_t value) {
+    __atomic_store_n(cell, value, __ATOMIC_RELEASE);
+}
+static inline int inetkit_atomic_cas(int64_t *cell, int64_t expected, int64_t desired) {
+    return __atomic_compare_exchange_n(cell, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+#endif
