@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
 
 static void write_pid(char *slot, pid_t pid) {
     // slot points just past "LISTEN_PID="; digits written without any allocation.
@@ -75,6 +76,36 @@ pid_t inetkit_spawn(const char *path, char *const argv[], char *const envp[],
     }
     execve(path, argv, envp);
     _exit(127);
+}
+
+int inetkit_pass_credentials(int fd) {
+    int one = 1;
+    return setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+}
+
+ssize_t inetkit_recv_from_pid(int fd, void *buffer, size_t length, pid_t *pid) {
+    struct iovec vector = { .iov_base = buffer, .iov_len = length };
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(struct ucred))];
+    } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control.space;
+    message.msg_controllen = sizeof control.space;
+    *pid = -1;
+    ssize_t count = recvmsg(fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (count < 0) return count;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c != NULL; c = CMSG_NXTHDR(&message, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred credentials;
+            memcpy(&credentials, CMSG_DATA(c), sizeof credentials);
+            *pid = credentials.pid;
+        }
+    }
+    return count;
 }
 
 int inetkit_pipe(int fds[2], int flags) {

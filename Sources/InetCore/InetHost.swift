@@ -163,8 +163,16 @@ public final class InetHost: Sendable {
     /// rest, and logs the session summary.
     public func shutdown(grace: Double, summary: Bool = true, listenersClosed: @Sendable () -> Void = {}) async {
         let runtimes = state.withLockedValue { $0.runtimes }
-        for runtime in runtimes { await runtime.stopListening() }
+        let loops = eventLoops
+        for runtime in runtimes { await runtime.stopListening(childLoops: loops) }
         listenersClosed()
+        // Connections accepted in the listeners' last batch are still being set up on their
+        // event loops: let every loop run what it was given twice over before counting, so none
+        // is left out (and reset when the process exits).
+        for _ in 0..<2 {
+            for loop in eventLoops { try? await loop.submit {}.get() }
+        }
+        try? await Task.sleep(nanoseconds: 20_000_000)
         let open = openConnections
         if open > 0 {
             logger.info("waiting for open connections to finish", metadata: ["connections": "\(open)", "grace_s": "\(grace)"])

@@ -59,8 +59,21 @@ public struct Listener: Sendable {
         self.channel = channel
     }
 
-    func closeAll() async throws {
-        for channel in [channel] + siblings { try? await channel.close() }
+    /// Stops accepting first (no more reads on the listening socket), lets the connections
+    /// accepted in the last batch finish their setup on their event loops, then closes: NIO
+    /// drops an accepted connection whose listener closes during its setup, and under the
+    /// supervisor the socket lives on in the next worker, so such a connection would be reset
+    /// where its neighbours in the backlog are served.
+    func closeAll(childLoops: [any EventLoop] = []) async throws {
+        let all = [channel] + siblings
+        if transport == .tcp {
+            for channel in all { try? await channel.setOption(.autoRead, value: false).get() }
+            for _ in 0..<3 {
+                for loop in childLoops { try? await loop.submit {}.get() }
+                for channel in all { try? await channel.eventLoop.submit {}.get() }
+            }
+        }
+        for channel in all { try? await channel.close() }
     }
 
     /// `address:port` as printed in the table.
@@ -159,13 +172,13 @@ final class ServiceRuntime: Sendable {
     }
 
     /// Closes every listener; open connections go on.
-    func stopListening() async {
+    func stopListening(childLoops: [any EventLoop] = []) async {
         let current = listeners.withLockedValue { list -> [Listener] in
             defer { list.removeAll() }
             return list
         }
         for listener in current {
-            try? await listener.closeAll()
+            try? await listener.closeAll(childLoops: childLoops)
         }
         if !current.isEmpty { directory.listenersChanged() }
     }

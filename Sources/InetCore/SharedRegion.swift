@@ -163,14 +163,7 @@ public final class SharedRegion: @unchecked Sendable {
     /// Writes every service's state and listeners (the supervisor, after a start, restart or
     /// reload).
     public func publish(_ services: [ServiceListing]) {
-        var text = ""
-        for service in services {
-            text += "S\t\(service.name)\t\(service.enabled ? 1 : 0)\t\(service.state)\n"
-            for listener in service.listeners {
-                text += "L\t\(service.name)\t\(listener.transport)\t\(listener.address)\t\(listener.port)\n"
-            }
-        }
-        var bytes = Array(text.utf8)
+        var bytes = Array(Self.renderListing(services).utf8)
         if bytes.count > Self.listingBytes { bytes = Array(bytes.prefix(Self.listingBytes)) }
         let sequence = cell(.listingSequence)
         sequence.wrappingAdd(1)  // odd: being written
@@ -193,7 +186,22 @@ public final class SharedRegion: @unchecked Sendable {
         return []
     }
 
-    static func parseListing(_ text: String) -> [ServiceListing] {
+    /// One line per service (`S name enabled state`) and per listener (`L name transport
+    /// address port`), tab-separated.
+    public static func renderListing(_ services: [ServiceListing]) -> String {
+        var text = ""
+        for service in services {
+            text += "S\t\(service.name)\t\(service.enabled ? 1 : 0)\t\(service.state)\n"
+            for listener in service.listeners {
+                text += "L\t\(service.name)\t\(listener.transport)\t\(listener.address)\t\(listener.port)\n"
+            }
+        }
+        return text
+    }
+
+    /// Reads what `renderListing` wrote; anything else (the region is writable by every
+    /// worker, so by a compromised one too) is skipped, never trusted.
+    public static func parseListing(_ text: String) -> [ServiceListing] {
         var services: [ServiceListing] = []
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)

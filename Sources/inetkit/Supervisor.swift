@@ -112,6 +112,9 @@ final class Supervisor {
     private var crashes: [String: Int] = [:]
     private var restartAt: [String: Double] = [:]
     private var announced = false
+    /// Services the last reload stopped: listed as `stopped` (so the new SNMP agent reports
+    /// them) until the next worker starts.
+    private var stoppedByReload: Set<String> = []
     private var stopping = false
     private var stopDeadline = 0.0
     private var killedAll = false
@@ -272,6 +275,7 @@ final class Supervisor {
 
     @discardableResult
     private func spawn(_ group: WorkerGroup, generation: Generation, handover: Bool = false) -> Worker? {
+        if next == nil { stoppedByReload = [] }
         let sockets = generation.sockets(for: group)
         notifySequence += 1
         let notifyName = "inetkit-\(getpid())-\(current.number)-\(notifySequence)-\(UInt32.random(in: 0...UInt32.max))"
@@ -396,6 +400,10 @@ final class Supervisor {
         }
         var size: Int32 = 1 << 16
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        guard inetkit_pass_credentials(fd) == 0 else {
+            close(fd)
+            return -1
+        }
         return fd
     }
 
@@ -466,8 +474,14 @@ final class Supervisor {
     private func readNotifications(_ worker: Worker) {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while worker.notify >= 0 {
-            let count = recv(worker.notify, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            var sender: pid_t = -1
+            let count = inetkit_recv_from_pid(worker.notify, &buffer, buffer.count, &sender)
             guard count > 0 else { return }
+            // The socket's name is public (abstract namespace): only the worker itself counts.
+            guard sender == worker.pid else {
+                logger.warning("notification from another process ignored", metadata: ["worker": "\(worker.label)", "sender_pid": "\(sender)"])
+                continue
+            }
             let text = String(decoding: buffer[0..<count], as: UTF8.self)
             for line in text.split(separator: "\n") {
                 switch line {
@@ -642,7 +656,7 @@ final class Supervisor {
         for planned in generation.plan.services {
             let name = planned.descriptor.name
             guard planned.enabled, let group = generation.groups.first(where: { $0.services.contains(name) }) else {
-                listing.append(ServiceListing(name: name, enabled: false, state: "disabled", listeners: []))
+                listing.append(ServiceListing(name: name, enabled: false, state: stoppedByReload.contains(name) ? "stopped" : "disabled", listeners: []))
                 continue
             }
             let state: String
@@ -786,6 +800,8 @@ final class Supervisor {
         let keptDescriptors = Set(next.sockets.map(\.descriptor))
         for socket in old.sockets where !keptDescriptors.contains(socket.descriptor) { socket.close() }
         close(old.configDescriptor)
+        stoppedByReload = Set(old.plan.services.filter(\.enabled).map(\.descriptor.name))
+            .subtracting(next.plan.services.filter(\.enabled).map(\.descriptor.name))
         current = next
         self.next = nil
         crashes = [:]
@@ -808,20 +824,31 @@ final class Supervisor {
         }
     }
 
+    /// What a reload changed, in the words the one-process host uses for it.
     static func changes(from old: Generation, to new: Generation) -> [String] {
         var changes: [String] = []
-        let oldEnabled = Set(old.plan.services.filter(\.enabled).map(\.descriptor.name))
-        let newEnabled = Set(new.plan.services.filter(\.enabled).map(\.descriptor.name))
+        if new.plan.bindAddresses != old.plan.bindAddresses { changes.append("bind addresses changed") }
+        if new.plan.portPlan != old.plan.portPlan { changes.append("port offset changed") }
+        if new.plan.shutdownGrace != old.plan.shutdownGrace {
+            changes.append("shutdown_grace: \(old.plan.shutdownGrace) s → \(new.plan.shutdownGrace) s")
+        }
+        if new.plan.dataDirectory != old.plan.dataDirectory { changes.append("data_dir changed to \(new.plan.dataDirectory)") }
         for planned in new.plan.services {
             let name = planned.descriptor.name
-            if newEnabled.contains(name) && !oldEnabled.contains(name) { changes.append("\(name) started") }
-            if oldEnabled.contains(name) && !newEnabled.contains(name) { changes.append("\(name) stopped") }
-            let before = Set(old.sockets.filter { $0.service == name }.map(\.display))
-            let after = Set(new.sockets.filter { $0.service == name }.map(\.display))
-            if newEnabled.contains(name) && oldEnabled.contains(name) && before != after { changes.append("\(name) listeners changed") }
+            guard let previous = old.plan.services.first(where: { $0.descriptor.name == name }) else { continue }
+            switch (previous.enabled, planned.enabled) {
+            case (false, true): changes.append("\(name): enabled")
+            case (true, false): changes.append("\(name): disabled (open connections finish)")
+            case (true, true):
+                let before = Set(old.sockets.filter { $0.service == name }.map { "\($0.transport) \($0.display)" })
+                let after = Set(new.sockets.filter { $0.service == name }.map { "\($0.transport) \($0.display)" })
+                if before != after { changes.append("\(name): listeners changed") }
+                if planned.limits != previous.limits { changes.append("\(name): limits updated") }
+                if planned.options != previous.options { changes.append("\(name): options changed (new connections and datagrams use them)") }
+            case (false, false): break
+            }
         }
         if old.groups != new.groups { changes.append("workers regrouped") }
-        if changes.isEmpty { changes.append("settings re-read; workers replaced") }
         return changes
     }
 

@@ -175,7 +175,8 @@ def test_connection_over_the_limit_is_closed_not_left_hanging():
     except ConnectionResetError:
         pass
     assert time.time() - started < 2
-    assert "refused: max_connections 3 reached" in s.read_stderr()
+    # The worker's log reaches the supervisor's standard error a moment later.
+    assert wait_for(lambda: "refused: max_connections 3 reached" in s.read_stderr(), 3)
     for c in held + [extra]:
         c.close()
     assert s.stop() == 0

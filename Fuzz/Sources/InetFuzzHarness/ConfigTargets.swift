@@ -21,5 +21,14 @@ enum ConfigTargets {
         _ = try? HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: false)
         return nil
     }
+
+    /// The service listing the supervisor publishes in the shared region (every worker may
+    /// write the region): parsed without a trap, and what it parses to renders and parses back
+    /// to the same listing.
+    static let regionListing = FuzzTarget(name: "region-listing", summary: "the supervisor's service listing in shared memory", maximumLength: 65_536) { bytes in
+        let parsed = SharedRegion.parseListing(String(decoding: bytes, as: UTF8.self))
+        let again = SharedRegion.parseListing(SharedRegion.renderListing(parsed))
+        return again == parsed ? nil : "render(parse(x)) parses to a different listing: \(parsed.count) vs \(again.count) services"
+    }
 }
 #endif

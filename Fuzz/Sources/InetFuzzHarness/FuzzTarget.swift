@@ -32,7 +32,7 @@ public enum FuzzTargets {
         HTTPTargets.range, HTTPTargets.path, HTTPTargets.request,
         MailTargets.address,
         FTPTargets.hostPort, FTPTargets.path,
-        ConfigTargets.config,
+        ConfigTargets.config, ConfigTargets.regionListing,
         SimpleTargets.datagram,
     ] + SessionTargets.all
 

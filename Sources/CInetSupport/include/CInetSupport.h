@@ -17,6 +17,14 @@ pid_t inetkit_spawn(const char *path, char *const argv[], char *const envp[],
                     const int *fds, int nfds, int output_fd, int listen_pid_index,
                     int death_signal, int64_t uid, int64_t gid);
 
+/// Turns on SO_PASSCRED on a datagram socket, so that `inetkit_recv_from_pid` learns the
+/// sender's process id from the kernel; 0 or -1.
+int inetkit_pass_credentials(int fd);
+
+/// recvmsg(2) without blocking; `*pid` is the sender's process id as the kernel vouches for
+/// it (SCM_CREDENTIALS), or -1 when none came. Returns the byte count or -1.
+ssize_t inetkit_recv_from_pid(int fd, void *buffer, size_t length, pid_t *pid);
+
 /// pipe2(2) (flags: O_CLOEXEC, O_NONBLOCK); 0 or -1.
 int inetkit_pipe(int fds[2], int flags);
 

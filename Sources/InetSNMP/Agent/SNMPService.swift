@@ -152,8 +152,15 @@ final class TrapSender: Sendable {
         guard services.contains(where: { $0.name == "snmp" && $0.enabled }) else { return }
         let running = Set(services.filter(\.enabled).map(\.name))
         let key = ObjectIdentifier(agent.host)
+        // Under the supervisor this agent may be the new generation's: a service the reload
+        // stopped is listed as "stopped" (until another worker starts), so it is reported
+        // even when this agent never saw it run.
+        let stoppedByReload = Set(services.filter { $0.state == "stopped" }.map(\.name))
         let (coldStart, stopped) = Self.seen.withLockedValue { seen -> (Bool, Set<String>) in
-            let previous = seen[key] ?? (false, running)
+            guard let previous = seen[key] else {
+                seen[key] = (true, running)
+                return (true, stoppedByReload)
+            }
             seen[key] = (true, running)
             return (!previous.coldStartSent, previous.running.subtracting(running))
         }
