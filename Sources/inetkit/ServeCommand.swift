@@ -169,10 +169,19 @@ struct ServeCommand: AsyncParsableCommand {
     /// `isolation: none`: every service in this process (root binds first, then drops privileges).
     private func runInOneProcess(config fileConfig: HostConfig, plan: HostPlan, privileged: Bool, logger: Logger) async throws {
         var inherited: [ListeningSocket] = []
+        var portsWritten = false
         do {
             if let account = try HostSetup.runAccount(fileConfig, logger: logger) {
                 inherited = try HostSetup.bindAll(plan, udpSockets: HostSetup.udpSocketsPerAddress, logger: logger)
                 HostSetup.prepareDataDirectory(plan, for: account, logger: logger)
+                // The ports file may be where only root writes: written now, while root (every
+                // socket is bound and queues what arrives until the services start).
+                if let portsFile {
+                    var ports: [String: [Transport: Int]] = [:]
+                    for socket in inherited { ports[socket.service, default: [:]][socket.transport] = socket.port }
+                    try PortsReport.writeJSON(ports, order: serviceCatalog.map(\.name), to: portsFile)
+                    portsWritten = true
+                }
                 try account.drop()
                 logger.notice("running as \(account)")
             }
@@ -184,6 +193,7 @@ struct ServeCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup.singleton
         let host = InetHost(plan: plan, group: group, logger: logger, inherited: inherited)
         let portsFile = self.portsFile
+        let portsAlreadyWritten = portsWritten
         let overrides = self.overrides
         let configPath = config
         let reloadPlan: @Sendable () throws -> HostPlan = {
@@ -196,7 +206,7 @@ struct ServeCommand: AsyncParsableCommand {
             onReady: { host in
                 print(PortsReport.table(host.listeners, offset: host.plan.portPlan.offset), terminator: "")
                 fflush(nil)
-                if let portsFile { try PortsReport.writeJSON(host.ports, order: serviceCatalog.map(\.name), to: portsFile) }
+                if let portsFile, !portsAlreadyWritten { try PortsReport.writeJSON(host.ports, order: serviceCatalog.map(\.name), to: portsFile) }
             },
             onReload: { host, _ in
                 if let portsFile {

@@ -1,6 +1,7 @@
 import CInetSupport
 import InetCore
 import Logging
+import Dispatch
 import Foundation
 
 #if canImport(Glibc)
@@ -384,7 +385,7 @@ final class Supervisor {
     static func notifySocket(_ name: String) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { return -1 }
-        var address = sockaddr_un()
+        var address = Glibc.sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = [UInt8(0)] + Array(name.utf8)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -1032,8 +1033,6 @@ final class Supervisor {
     }
 
     static func now() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+        Double(DispatchTime.now().uptimeNanoseconds) / 1e9
     }
 }
