@@ -82,6 +82,9 @@ public enum SitePath {
         guard stat(resolved, &info) == 0 else { return .notFound }
         let isDirectory = (info.st_mode & S_IFMT) == S_IFDIR
         guard isDirectory || (info.st_mode & S_IFMT) == S_IFREG else { return .forbidden("not a regular file") }
+        // Another account's file (mode 0600, say): the server runs unprivileged and may see it
+        // but not read it; every path (fast, Range, HEAD) answers 403 for it, as nginx does.
+        if !isDirectory && access(resolved, R_OK) != 0 { return .forbidden("the server may not read this file") }
         return .found(path: resolved, isDirectory: isDirectory)
     }
 

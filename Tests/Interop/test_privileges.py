@@ -118,7 +118,12 @@ services:
         assert urllib.request.urlopen(f"{base}/open.txt", timeout=5).read() == b"anyone may read this\n"
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{base}/secret.txt", timeout=5)
-        assert refused.value.code in (403, 404)
+        assert refused.value.code == 403
+        # The same through every path of the server: Range requests and HEAD.
+        for method, headers in (("GET", {"Range": "bytes=0-3"}), ("HEAD", {})):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(urllib.request.Request(f"{base}/secret.txt", method=method, headers=headers), timeout=5)
+            assert refused.value.code == 403, method
         anonymous = ftplib.FTP()
         anonymous.connect("127.0.0.1", s.port("ftp"), timeout=10)
         anonymous.login()
