@@ -165,14 +165,9 @@ public final class InetHost: Sendable {
         let runtimes = state.withLockedValue { $0.runtimes }
         let loops = eventLoops
         for runtime in runtimes { await runtime.stopListening(childLoops: loops) }
+        // (Each listener let its last accepted connections finish their setup before it
+        // closed: they are counted below.)
         listenersClosed()
-        // Connections accepted in the listeners' last batch are still being set up on their
-        // event loops: let every loop run what it was given twice over before counting, so none
-        // is left out (and reset when the process exits).
-        for _ in 0..<2 {
-            for loop in eventLoops { try? await loop.submit {}.get() }
-        }
-        try? await Task.sleep(nanoseconds: 20_000_000)
         let open = openConnections
         if open > 0 {
             logger.info("waiting for open connections to finish", metadata: ["connections": "\(open)", "grace_s": "\(grace)"])

@@ -116,7 +116,8 @@ public final class SharedRegion: @unchecked Sendable {
     }
 
     private func findEntry(service: String, transport: Transport) -> Int? {
-        let count = min(cell(.entryCount).load(), Self.maximumEntries)
+        // Every worker may write the region: a count out of range is clamped, never trusted.
+        let count = max(0, min(cell(.entryCount).load(), Self.maximumEntries))
         for index in 0..<count where entryTransport(index) == transport && entryName(index) == service {
             return index
         }
@@ -127,6 +128,7 @@ public final class SharedRegion: @unchecked Sendable {
     public func ensureEntries(_ wanted: [(service: String, transport: Transport)]) throws(RegionError) {
         for (service, transport) in wanted where findEntry(service: service, transport: transport) == nil {
             let index = cell(.entryCount).load()
+            guard index >= 0 else { throw RegionError(message: "the entry count was overwritten (\(index))") }
             guard index < Self.maximumEntries else { throw RegionError(message: "more than \(Self.maximumEntries) service entries") }
             let name = Array(service.utf8)
             guard name.count < Self.nameCells * 8 else { throw RegionError(message: "service name '\(service)' is too long for the counter region") }
@@ -208,6 +210,7 @@ public final class SharedRegion: @unchecked Sendable {
             if fields.count == 4, fields[0] == "S" {
                 services.append(ServiceListing(name: fields[1], enabled: fields[2] == "1", state: fields[3], listeners: []))
             } else if fields.count == 5, fields[0] == "L", let transport = Transport(rawValue: fields[2]), let port = Int(fields[4]),
+                      (0...65_535).contains(port),
                       let index = services.lastIndex(where: { $0.name == fields[1] }) {
                 services[index].listeners.append(ListenerStatus(transport: transport, address: fields[3], port: port))
             }

@@ -2,6 +2,8 @@ import ArgumentParser
 import InetCore
 import Logging
 import NIOCore
+import ServiceLifecycle
+import UnixSignals
 import Foundation
 
 #if canImport(Glibc)
@@ -38,6 +40,23 @@ struct HostOptions: ParsableArguments {
 /// What `serve` and `worker` do alike before a host runs: read the config, start logging,
 /// bind sockets as root, drop privileges.
 enum HostSetup {
+    /// Runs the host until SIGTERM/SIGINT have drained it; any error ends the process with one line.
+    static func runUntilStopped(_ hostService: HostService, logger: Logger) async -> Never {
+        var groupLogger = logger
+        groupLogger.logLevel = .warning
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: [.init(service: hostService)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: groupLogger))
+        do {
+            try await serviceGroup.run()
+        } catch {
+            fail("\(error)", code: 1)
+        }
+        exit(0)
+    }
+
     /// Reads and checks the config file (the defaults without one).
     static func loadConfig(_ path: String?) throws -> HostConfig {
         try loadConfigAndText(path).config

@@ -217,20 +217,7 @@ struct ServeCommand: AsyncParsableCommand {
                     }
                 }
             })
-        var groupLogger = logger
-        groupLogger.logLevel = .warning
-        let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: hostService)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            cancellationSignals: [],
-            logger: groupLogger))
-        do {
-            try await serviceGroup.run()
-        } catch let error as BindError {
-            fail("\(error)", code: 1)
-        } catch {
-            fail("\(error)", code: 1)
-        }
+        await HostSetup.runUntilStopped(hostService, logger: logger)
     }
 }
 

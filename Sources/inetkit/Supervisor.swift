@@ -124,6 +124,7 @@ final class Supervisor {
     private var signalRead: Int32 = -1
     private var signalWrite: Int32 = -1
     private var upgradeHelpers: Set<pid_t> = []
+    private var outputBuffer = [UInt8](repeating: 0, count: 65_536)
     private let executable: String
 
     init(options: Options, config: HostConfig, configText: String, plan: HostPlan, sockets: [ListeningSocket], region: SharedRegion,
@@ -185,7 +186,7 @@ final class Supervisor {
         while true {
             var polled: [pollfd] = [pollfd(fd: signalRead, events: Int16(POLLIN), revents: 0)]
             var owners: [(Worker, Bool)] = []
-            for worker in workers where !worker.exited || worker.output >= 0 {
+            for worker in workers {
                 if worker.output >= 0 {
                     polled.append(pollfd(fd: worker.output, events: Int16(POLLIN), revents: 0))
                     owners.append((worker, true))
@@ -430,10 +431,13 @@ final class Supervisor {
         return fd
     }
 
-    private func readOutput(_ worker: Worker) {
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while worker.output >= 0 {
-            let count = read(worker.output, &buffer, buffer.count)
+    /// Relays what a worker wrote: at most `chunks` reads of 64 KiB per wake-up, so a worker
+    /// that logs without pause cannot keep the loop from signals and restarts.
+    private func readOutput(_ worker: Worker, chunks: Int = 16) {
+        var left = chunks
+        while worker.output >= 0, left > 0 {
+            left -= 1
+            let count = read(worker.output, &outputBuffer, outputBuffer.count)
             if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
             if count <= 0 {
                 close(worker.output)
@@ -443,13 +447,13 @@ final class Supervisor {
                 return
             }
             var start = 0
-            for index in 0..<count where buffer[index] == UInt8(ascii: "\n") {
-                worker.partial += buffer[start..<index]
+            for index in 0..<count where outputBuffer[index] == UInt8(ascii: "\n") {
+                worker.partial += outputBuffer[start..<index]
                 emitLine(worker, worker.partial)
                 worker.partial = []
                 start = index + 1
             }
-            worker.partial += buffer[start..<count]
+            worker.partial += outputBuffer[start..<count]
             if worker.partial.count > Self.maximumLine {
                 emitLine(worker, worker.partial)
                 worker.partial = []
@@ -596,7 +600,6 @@ final class Supervisor {
         var metadata: Logger.Metadata = ["worker": "\(worker.label)", "pid": "\(worker.pid)", "status": "\(reason)"]
         if stopping || worker.askedToStop {
             if clean { logger.info("worker stopped", metadata: metadata) } else { logger.warning("worker stopped", metadata: metadata) }
-            if stopping && !clean && !killedAll { exitCode = exitCode == 0 ? 0 : exitCode }
             return
         }
         if let next, worker.generation == next.number {

@@ -146,18 +146,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 SystemdNotifier.notify("X_INETKIT_PREPARED=1", socketPath: environment["NOTIFY_SOCKET"])
                 await Self.waitForGo(goFD)
             })
-        var groupLogger = logger
-        groupLogger.logLevel = .warning
-        let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: hostService)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            cancellationSignals: [],
-            logger: groupLogger))
-        do {
-            try await serviceGroup.run()
-        } catch {
-            fail("\(error)", code: 1)
-        }
+        await HostSetup.runUntilStopped(hostService, logger: logger)
     }
 
     /// The config the supervisor validated, passed as a memfd (`INETKIT_CONFIG_FD`) so that every
