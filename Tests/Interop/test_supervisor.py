@@ -392,3 +392,20 @@ def test_worker_runs_alone_under_systemd_socket_activate(tmp_path):
                 p.kill()
     err = dns.stderr.read().decode()
     assert "no socket given for a transport" in err, err  # DNS over TCP was not passed: said, not bound
+
+
+def test_a_notification_from_another_process_is_ignored():
+    """The workers' notify sockets are in the abstract namespace, open to every local process:
+    the supervisor believes only datagrams whose sender pid (SCM_CREDENTIALS) is the worker's."""
+    s = Server(all_on_port_zero())
+    try:
+        with open("/proc/net/unix") as f:
+            names = [line.split()[-1] for line in f if f"@inetkit-{s.proc.pid}-" in line]
+        assert names, "a notify socket per worker"
+        forged = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        forged.sendto(b"X_INETKIT_LISTENERS_CLOSED=1\nREADY=1\n", "\0" + names[0][1:])
+        forged.close()
+        assert wait_for(lambda: "notification from another process ignored" in s.read_stderr(), 5)
+        assert status(s)["echo"]["state"] == "running"
+    finally:
+        assert s.stop() == 0
