@@ -34,9 +34,19 @@ pid_t inetkit_spawn(const char *path, char *const argv[], char *const envp[],
         if (fds[i] >= 0 && fds[i] < 3 + nfds) { errno = EINVAL; return -1; }
     }
     if (output_fd >= 0 && output_fd < 3 + nfds) { errno = EINVAL; return -1; }
+    // The binary is opened here, with the caller's rights: a child that becomes an account
+    // which may not walk the path to it (a clone in a 0700 folder, root's home) still starts
+    // it, by the descriptor (execveat with AT_EMPTY_PATH needs only the file's own x bit).
+    int exe = open(path, O_PATH | O_CLOEXEC);
+    if (exe < 0) return -1;
     pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid != 0) return pid;
+    if (pid != 0) {
+        int saved = errno;
+        close(exe);
+        errno = saved;
+        return pid;
+    }
 
     // The child: only async-signal-safe calls from here to execve.
     sigset_t all;
@@ -74,7 +84,7 @@ pid_t inetkit_spawn(const char *path, char *const argv[], char *const envp[],
         char *entry = envp[listen_pid_index];
         if (strncmp(entry, "LISTEN_PID=", 11) == 0) write_pid(entry + 11, getpid());
     }
-    execve(path, argv, envp);
+    syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
     _exit(127);
 }
 
