@@ -37,7 +37,11 @@ pid_t inetkit_spawn(const char *path, char *const argv[], char *const envp[],
     // The binary is opened here, with the caller's rights: a child that becomes an account
     // which may not walk the path to it (a clone in a 0700 folder, root's home) still starts
     // it, by the descriptor (execveat with AT_EMPTY_PATH needs only the file's own x bit).
-    int exe = open(path, O_PATH | O_CLOEXEC);
+    int opened = open(path, O_PATH | O_CLOEXEC);
+    if (opened < 0) return -1;
+    // Above the targets 3..3+nfds-1, so the dup2s below cannot land on it.
+    int exe = fcntl(opened, F_DUPFD_CLOEXEC, 3 + nfds);
+    close(opened);
     if (exe < 0) return -1;
     pid_t parent = getpid();
     pid_t pid = fork();
