@@ -25,6 +25,8 @@ let package = Package(
         .library(name: "InetMail", targets: ["InetMail"]),
         .library(name: "InetSNMP", targets: ["InetSNMP"]),
         .library(name: "InetFTP", targets: ["InetFTP"]),
+        .library(name: "InetNTP", targets: ["InetNTP"]),
+        .library(name: "InetWho", targets: ["InetWho"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -177,6 +179,42 @@ let package = Package(
             swiftSettings: httpSwiftSettings
         ),
         .target(
+            name: "InetNTP",
+            dependencies: [
+                "InetCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "InetWho",
+            dependencies: [
+                "InetCore",
+                "InetLine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InetNTPTests",
+            dependencies: ["InetNTP", "InetCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InetWhoTests",
+            dependencies: [
+                "InetWho", "InetCore", "InetLine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "InetDNS",
             dependencies: [
                 "InetCore",
@@ -200,6 +238,8 @@ let package = Package(
                 "InetSNMP",
                 "InetFTP",
                 "InetLine",
+                "InetNTP",
+                "InetWho",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -246,7 +286,7 @@ let package = Package(
         .target(
             name: "InetFuzzHarness",
             dependencies: [
-                "InetCore", "InetSimple", "InetHTTP", "InetDNS", "InetMail", "InetSNMP", "InetFTP", "InetLine",
+                "InetCore", "InetSimple", "InetHTTP", "InetDNS", "InetMail", "InetSNMP", "InetFTP", "InetLine", "InetNTP", "InetWho",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -275,6 +315,8 @@ let package = Package(
                 "InetSNMP",
                 "InetFTP",
                 "InetLine",
+                "InetNTP",
+                "InetWho",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -174,7 +174,7 @@ public struct ConfigReader: Sendable {
 
     static func parseDuration(_ text: String) -> Double? {
         let trimmed = text.trimmingCharacters(in: .configWhitespace)
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
             guard let number = Double(trimmed.dropLast(suffix.count)), number.isFinite else { return nil }
             return number * factor

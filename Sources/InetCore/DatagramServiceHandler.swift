@@ -64,6 +64,13 @@ final class DatagramServiceHandler: ChannelInboundHandler {
                     "service": "\(name)", "transport": "udp", "peer": "\(envelope.remoteAddress.logDescription)",
                 ])
             }
+            if let kiss = service.replyWhenRateLimited(toDatagram: envelope.data, from: envelope.remoteAddress, first: decision == .startLimiting, allocator: context.channel.allocator),
+               kiss.readableBytes <= size, context.channel.isWritable {
+                context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: kiss)), promise: nil)
+                needsFlush = true
+                counters.datagramsOut.bump(1)
+                counters.bytesOut.bump(kiss.readableBytes)
+            }
             return
         }
         var outcome = "no reply"

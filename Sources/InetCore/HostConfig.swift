@@ -31,12 +31,14 @@ public struct HostConfig: Sendable {
     public var workers: [(name: String, services: [String])] = []
     /// `restart_backoff_max`: the longest wait before a worker that keeps crashing is started again.
     public var restartBackoffMax: Double = 30
+    /// `clock_offset`: seconds added to the time NTP, daytime and time tell (default 0).
+    public var clock = HostClock()
     /// The line of `workers:` (for errors found later).
     public var workersLine: Int?
 
     public init() {}
 
-    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "limits", "services", "user", "group", "isolation", "workers", "restart_backoff_max"]
+    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "limits", "services", "user", "group", "isolation", "workers", "restart_backoff_max", "clock_offset"]
     static let commonServiceKeys: Set<String> = Limits.keys.union(["enabled", "port", "transports"])
 
     /// Parses a config file's text; checks every key against the catalog of services.
@@ -75,6 +77,9 @@ public struct HostConfig: Sendable {
                 }
                 if key == "user" { config.user = name } else { config.group = name }
             }
+        }
+        if let offset = try root.seconds("clock_offset", range: -HostClock.maximumOffset...HostClock.maximumOffset) {
+            config.clock = HostClock(offset: offset)
         }
         if let backoff = try root.seconds("restart_backoff_max", range: 0.1...3600) { config.restartBackoffMax = backoff }
         if let isolation = try root.string("isolation") {
@@ -241,7 +246,7 @@ public struct HostPlan: Sendable {
                 if !config.limitKeys.contains("udp_burst") { limits.udpBurst = rate.burst }
             }
             if let reader { limits = try limits.overridden(by: reader) }
-            let options = ServiceOptions(reader: reader, dataDirectory: config.dataDirectory, configDirectory: config.directory, host: directory)
+            let options = ServiceOptions(reader: reader, dataDirectory: config.dataDirectory, configDirectory: config.directory, host: directory, clock: config.clock)
             // Every service that runs, or that the file configures, is created now, so a bad
             // option is reported at once and not only when SIGHUP later enables the service.
             let service: any InetService

@@ -18,6 +18,11 @@ public protocol InetService: Sendable {
     /// addresses). By default the source is ignored.
     func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator) -> ByteBuffer?
 
+    /// The answer to a datagram the per-source rate limit refused (`first`: the first refused
+    /// after a run of admitted ones), e.g. NTP's Kiss-o'-Death RATE; by default nothing is sent.
+    /// It must be no larger than the datagram, and the service bounds how many it sends.
+    func replyWhenRateLimited(toDatagram payload: ByteBuffer, from source: SocketAddress, first: Bool, allocator: ByteBufferAllocator) -> ByteBuffer?
+
     /// Called before the service's listeners are bound (e.g. to create its folders). An error
     /// stops the start, or the enabling on reload, like a port that cannot be bound.
     func prepare() throws
@@ -34,6 +39,10 @@ extension InetService {
 
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator) -> ByteBuffer? {
         reply(toDatagram: payload, allocator: allocator)
+    }
+
+    public func replyWhenRateLimited(toDatagram payload: ByteBuffer, from source: SocketAddress, first: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        nil
     }
 
     public func prepare() throws {}
@@ -113,8 +122,11 @@ public struct ServiceOptions: Sendable {
     public var configDirectory: String
     /// The running host's services and counters (for status pages and the SNMP agent).
     public var host: HostDirectory
+    /// The host's clock (`clock_offset` applied), for the services that tell the time.
+    public var clock: HostClock
 
-    public init(reader: ConfigReader?, dataDirectory: String, configDirectory: String, host: HostDirectory = HostDirectory()) {
+    public init(reader: ConfigReader?, dataDirectory: String, configDirectory: String, host: HostDirectory = HostDirectory(), clock: HostClock = HostClock()) {
+        self.clock = clock
         self.reader = reader
         self.dataDirectory = dataDirectory
         self.configDirectory = configDirectory

@@ -11,7 +11,7 @@ public struct WorkerGroup: Equatable, Sendable {
 
 public enum WorkerGroups {
     /// Each protocol family in a worker of its own: the simple services together, HTTP with
-    /// HTTPS, DNS, SMTP with POP3, FTP, SNMP.
+    /// HTTPS, DNS, SMTP with POP3, FTP, SNMP, NTP, finger with ident.
     public static let defaults: [WorkerGroup] = [
         WorkerGroup(name: "simple", services: ["echo", "discard", "daytime", "qotd", "chargen", "time"]),
         WorkerGroup(name: "http", services: ["http", "https"]),
@@ -19,6 +19,8 @@ public enum WorkerGroups {
         WorkerGroup(name: "mail", services: ["smtp", "pop3"]),
         WorkerGroup(name: "ftp", services: ["ftp"]),
         WorkerGroup(name: "snmp", services: ["snmp"]),
+        WorkerGroup(name: "ntp", services: ["ntp"]),
+        WorkerGroup(name: "who", services: ["finger", "ident"]),
     ]
 
     /// The workers for the services that run: the defaults regrouped by `workers:`, each

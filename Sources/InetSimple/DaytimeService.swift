@@ -13,7 +13,7 @@ public struct DaytimeService: InetService {
     public static let descriptor = ServiceDescriptor(
         name: "daytime", wellKnownPort: 13, transports: [.tcp, .udp],
         summary: "sends the date and time as a line of text (RFC 867)"
-    ) { _ in DaytimeService() }
+    ) { options in DaytimeService(now: { [clock = options.clock] in clock.seconds() }) }
 
     /// Seconds since 1970-01-01 UTC; injectable for tests.
     let now: @Sendable () -> Int

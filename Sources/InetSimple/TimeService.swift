@@ -13,7 +13,7 @@ public struct TimeService: InetService {
     public static let descriptor = ServiceDescriptor(
         name: "time", wellKnownPort: 37, transports: [.tcp, .udp],
         summary: "sends the time as 32-bit seconds since 1900 (RFC 868)"
-    ) { _ in TimeService() }
+    ) { options in TimeService(now: { [clock = options.clock] in clock.seconds() }) }
 
     /// Seconds from 1900-01-01 to 1970-01-01.
     public static let epochOffset = 2_208_988_800

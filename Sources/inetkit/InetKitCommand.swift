@@ -21,6 +21,8 @@ struct InetKitCommand: AsyncParsableCommand {
             MailCommand.self,
             SNMPCommand.self,
             FTPCommand.self,
+            NTPCommand.self,
+            FingerCommand.self, IdentCommand.self,
         ]
     )
 }

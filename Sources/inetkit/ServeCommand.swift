@@ -4,6 +4,8 @@ import InetDNS
 import InetFTP
 import InetHTTP
 import InetMail
+import InetNTP
+import InetWho
 import InetSNMP
 import InetSimple
 import Logging
@@ -20,7 +22,7 @@ import Glibc
 /// Every service this build of InetKit can run.
 let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [
     FTPService.descriptor, SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor,
-    HTTPSService.descriptor,
+    HTTPSService.descriptor, NTPService.descriptor, FingerService.descriptor, IdentService.descriptor,
 ]
 
 struct ServeCommand: AsyncParsableCommand {
@@ -28,7 +30,7 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the host: every enabled service on its TCP and UDP ports, until SIGTERM or SIGINT.",
         discussion: """
-            With no options it serves echo, discard, daytime, qotd, chargen, time, ftp, smtp, dns, http, pop3 and snmp \
+            With no options it serves echo, discard, daytime, qotd, chargen, time, ftp, smtp, dns, http, pop3, snmp, ntp, finger and ident \
             (https once it has a certificate) on 127.0.0.1 and ::1, \
             on their well-known ports when this process may bind them, else on port + 10000. \
             This process binds every listener and serves nothing itself: each protocol family runs in \

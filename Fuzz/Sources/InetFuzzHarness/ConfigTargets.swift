@@ -4,13 +4,15 @@ import InetDNS
 import InetFTP
 import InetHTTP
 import InetMail
+import InetNTP
+import InetWho
 import InetSNMP
 import InetSimple
 
 enum ConfigTargets {
     static let catalog: [ServiceDescriptor] = SimpleServices.catalog + [
         FTPService.descriptor, SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor,
-        SNMPService.descriptor, HTTPSService.descriptor,
+        SNMPService.descriptor, HTTPSService.descriptor, NTPService.descriptor, FingerService.descriptor, IdentService.descriptor,
     ]
 
     /// The YAML configuration: parsed, checked against the catalog, and made into a plan (every

@@ -55,4 +55,9 @@ static inline int inetkit_atomic_cas(int64_t *cell, int64_t expected, int64_t de
     return __atomic_compare_exchange_n(cell, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
+/// The kernel clock's state (adjtimex(2) without changing anything): returns the clock state
+/// (TIME_OK 0, TIME_INS 1, TIME_DEL 2, TIME_OOP 3, TIME_WAIT 4, TIME_ERROR 5) or -1, and the
+/// kernel's maximum and estimated error in microseconds.
+int inetkit_clock_state(long *max_error_us, long *estimated_error_us);
+
 #endif
