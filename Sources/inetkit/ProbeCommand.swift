@@ -1,7 +1,10 @@
 import ArgumentParser
+import Foundation
 import InetCore
 import InetDNS
 import InetLine
+import InetNTP
+import InetWho
 import InetSNMP
 import InetSimple
 import NIOCore
@@ -13,7 +16,8 @@ struct ProbeCommand: AsyncParsableCommand {
         abstract: "Try every service on each host at once, and print what answers.",
         discussion: """
             The simple services on TCP and UDP; FTP, SMTP and POP3 by their greeting; HTTP by a HEAD request; \
-            DNS by an SOA query for inetkit.test; SNMP by a GET of sysUpTime.0 with the community public.
+            DNS by an SOA query for inetkit.test; SNMP by a GET of sysUpTime.0 with the community public; \
+            NTP by a client request; finger by an empty query; ident by a query for a connection that does not exist.
             """)
 
     @Option(name: .long, help: "Seconds to wait for each answer.")
@@ -92,6 +96,7 @@ struct ProbeCommand: AsyncParsableCommand {
     func protocolProbes() async -> [ProtocolProbe] {
         let services: [(String, Int, Transport)] = [
             ("ftp", 21, .tcp), ("smtp", 25, .tcp), ("dns", 53, .udp), ("http", 80, .tcp), ("pop3", 110, .tcp), ("snmp", 161, .udp),
+            ("ntp", 123, .udp), ("finger", 79, .tcp), ("ident", 113, .tcp),
         ]
         var probes: [ProtocolProbe] = []
         for host in hosts {
@@ -139,6 +144,21 @@ struct ProbeCommand: AsyncParsableCommand {
             let client = SNMPClient(host: probe.host, port: probe.port, timeout: timeout, retries: 0)
             let binds = try await client.session { try await $0.get([MIBOID.sysUpTime.appending(0)]) }
             return binds.first.map { "sysUpTime \($0.value.plain)" } ?? "answered"
+        case "ntp":
+            let m = try await NTPClient.query(host: probe.host, port: probe.port, timeout: timeout, group: MultiThreadedEventLoopGroup.singleton)
+            if let code = m.kissCode { return "Kiss-o'-Death \(code)" }
+            return String(format: "stratum %d, %@, offset %+.6f s", Int(m.reply.stratum), m.leapText, m.offset)
+        case "finger":
+            let answer = try await QueryClient.ask(host: probe.host, port: probe.port, query: "", timeout: timeout, limit: 4096)
+            let first = FingerText.printable(answer.prefix { $0 != 0x0d && $0 != 0x0a }, limit: 60)
+            guard !answer.isEmpty else { throw QueryClientError("closed without an answer") }
+            return first
+        case "ident":
+            // Any well-formed ident reply proves the service; asking for port 1 gets NO-USER.
+            let answer = try await QueryClient.ask(host: probe.host, port: probe.port, query: "\(probe.port) , 1", timeout: timeout, limit: 1024)
+            let line = FingerText.printable(answer.prefix { $0 != 0x0d && $0 != 0x0a }, limit: 60)
+            guard line.contains(" : ") else { throw QueryClientError("not an ident reply: \(line)") }
+            return line
         default:
             return try await LineConnection.withConnection(host: probe.host, port: probe.port, timeout: timeout) { connection in
                 if probe.service == "http" {

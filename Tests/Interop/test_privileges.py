@@ -79,6 +79,9 @@ services:
   qotd: {{ enabled: false }}
   chargen: {{ enabled: false }}
   time: {{ enabled: false }}
+  ntp: {{ port: 0 }}
+  finger: {{ port: 0 }}
+  ident: {{ port: 0 }}
   ftp:
     port: 0
     root: {d}/ftp
@@ -87,7 +90,7 @@ services:
     s = Server(config, env={"INETKIT_WORKERS_AS_ROOT": "0", "SUDO_UID": "", "SUDO_GID": ""})
     try:
         workers = workers_of(s.proc.pid)
-        assert len(workers) == 6, workers
+        assert len(workers) == 8, workers
         for pid in workers:
             uids, gids, groups = credentials(pid)
             assert uids == [user.pw_uid] * 4, (pid, uids)

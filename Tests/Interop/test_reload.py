@@ -47,6 +47,9 @@ services:
   qotd: {{ enabled: false }}
   chargen: {{ enabled: false }}
   time: {{ enabled: false }}
+  ntp: {{ enabled: false }}
+  finger: {{ enabled: false }}
+  ident: {{ enabled: false }}
   daytime: {{ port: 0 }}
   http: {{ port: 0 }}
   snmp:

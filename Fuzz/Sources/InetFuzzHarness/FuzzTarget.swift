@@ -34,6 +34,7 @@ public enum FuzzTargets {
         FTPTargets.hostPort, FTPTargets.path,
         ConfigTargets.config, ConfigTargets.regionListing,
         SimpleTargets.datagram,
+        TimeWhoTargets.ntp, TimeWhoTargets.finger, TimeWhoTargets.ident,
     ] + SessionTargets.all
 
     public static func named(_ name: String) -> FuzzTarget? {
