@@ -75,8 +75,11 @@ let package = Package(
             dependencies: [
                 "InetCore",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: httpSwiftSettings
         ),
         .target(
             name: "InetLine",
@@ -240,6 +243,7 @@ let package = Package(
                 "InetLine",
                 "InetNTP",
                 "InetWho",
+                "InetTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -317,6 +321,7 @@ let package = Package(
                 "InetLine",
                 "InetNTP",
                 "InetWho",
+                "InetTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

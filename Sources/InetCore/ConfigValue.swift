@@ -122,6 +122,15 @@ public struct ConfigReader: Sendable {
         }
     }
 
+    /// This map with `base`'s entries for the keys it does not give itself, `excluded` aside:
+    /// how SMTPS, POP3S and FTPS run with the options of SMTP, POP3 and FTP unless their own
+    /// map says otherwise.
+    public func inheriting(from base: ConfigReader, except excluded: Set<String>) -> ConfigReader {
+        let own = Set(entries.map(\.key))
+        let merged = entries + base.entries.filter { !own.contains($0.key) && !excluded.contains($0.key) }
+        return (try? ConfigReader(.map(merged, line: line), file: file, path: path)) ?? self
+    }
+
     /// The keys present, in file order.
     public var keys: [String] { entries.map(\.key) }
 

@@ -246,7 +246,12 @@ public struct HostPlan: Sendable {
                 if !config.limitKeys.contains("udp_burst") { limits.udpBurst = rate.burst }
             }
             if let reader { limits = try limits.overridden(by: reader) }
-            let options = ServiceOptions(reader: reader, dataDirectory: config.dataDirectory, configDirectory: config.directory, host: directory, clock: config.clock)
+            var serviceReader = reader
+            if let sibling = descriptor.inheritsOptionsOf, let base = config.services[sibling] {
+                let own = reader ?? (try? ConfigReader(.map([], line: 0), file: config.file, path: "services.\(descriptor.name)"))
+                serviceReader = own?.inheriting(from: base, except: HostConfig.commonServiceKeys)
+            }
+            let options = ServiceOptions(reader: serviceReader, dataDirectory: config.dataDirectory, configDirectory: config.directory, host: directory, clock: config.clock)
             // Every service that runs, or that the file configures, is created now, so a bad
             // option is reported at once and not only when SIGHUP later enables the service.
             let service: any InetService
@@ -259,7 +264,7 @@ public struct HostPlan: Sendable {
             services.append(PlannedService(
                 descriptor: descriptor, service: service, enabled: enabled,
                 port: portPlan.port(wellKnown: descriptor.wellKnownPort, configured: explicitPort),
-                transports: transports, limits: limits, options: reader?.value))
+                transports: transports, limits: limits, options: serviceReader?.value))
         }
         return HostPlan(bindAddresses: bind, portPlan: portPlan, shutdownGrace: config.shutdownGrace, dataDirectory: config.dataDirectory, services: services, directory: directory)
     }

@@ -88,6 +88,9 @@ public struct ServiceDescriptor: Sendable {
     /// suit it (an SNMP walk sends one request per variable). `limits:` in the file and the
     /// service's own keys still win.
     public var defaultUDPRate: (rate: Double, burst: Double)?
+    /// Another service whose options this one takes for the keys its own map does not give
+    /// (SMTPS those of SMTP): the same sessions on another port.
+    public var inheritsOptionsOf: String?
     /// Creates the service from its options; errors name the key.
     public var make: @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
 
@@ -99,6 +102,7 @@ public struct ServiceDescriptor: Sendable {
         summary: String,
         enabledByDefault: @escaping @Sendable (ConfigReader?) -> Bool = { _ in true },
         defaultUDPRate: (rate: Double, burst: Double)? = nil,
+        inheritsOptionsOf: String? = nil,
         make: @escaping @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
     ) {
         self.name = name
@@ -108,6 +112,7 @@ public struct ServiceDescriptor: Sendable {
         self.summary = summary
         self.enabledByDefault = enabledByDefault
         self.defaultUDPRate = defaultUDPRate
+        self.inheritsOptionsOf = inheritsOptionsOf
         self.make = make
     }
 }

@@ -1,3 +1,4 @@
+import CInetSupport
 import Logging
 import NIOConcurrencyHelpers
 

@@ -9,19 +9,16 @@ import NIOCore
 import NIOSSL
 import NIOHTTP1
 
-/// HTTPS on port 443: the same site and status pages as `http`, over TLS, with HTTP/2
-/// negotiated by ALPN (HTTP/1.1 otherwise). Runs only when `services.https` names a PEM
-/// certificate chain (`cert`) and private key (`key`); `inetkit cert --self-signed` writes a
-/// pair for development.
+/// HTTPS on port 443: the same site and status pages as `http` (its options, wherever
+/// `services.https` does not give its own), over TLS, with HTTP/2
+/// negotiated by ALPN (HTTP/1.1 otherwise), with the PEM certificate chain (`cert`) and private
+/// key (`key`) of `services.https`, or else the certificate generated into `<data_dir>/tls/`.
 public struct HTTPSService: InetConnectionTaskService {
     public static let descriptor = ServiceDescriptor(
         name: "https", wellKnownPort: 443, transports: [.tcp], optionKeys: HTTPSettings.keys.union(ServerTLS.keys),
-        summary: "the web site over TLS, HTTP/2 by ALPN",
-        enabledByDefault: { reader in ServerTLS.isConfigured(reader) }
+        summary: "the web site over TLS, HTTP/2 by ALPN", inheritsOptionsOf: "http"
     ) { options throws(ConfigError) in
-        guard let tls = try ServerTLS.load(options, purpose: "HTTPS") else {
-            throw options.error("cert", "HTTPS needs both cert and key (PEM files); 'inetkit cert --self-signed' writes a pair")
-        }
+        guard let tls = try ServerTLS.load(options, purpose: "HTTPS") else { throw ServerTLS.missing(options, service: "https") }
         return try HTTPSService(settings: HTTPSettings(options: options), tls: tls, host: options.host, options: options)
     }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import InetCore
 import NIOSSL
 
@@ -8,17 +11,23 @@ public enum ServerTLS {
     /// The keys a service accepts for its certificate.
     public static let keys: Set<String> = ["cert", "key"]
 
-    /// Whether the service's config names a certificate (the service then offers TLS).
+    /// Whether the service's config names its own certificate.
     public static func isConfigured(_ reader: ConfigReader?) -> Bool {
         reader?.value("cert") != nil || reader?.value("key") != nil
     }
 
-    /// The server configuration from `cert` and `key`, or nil when neither is given.
+    /// The server configuration from `cert` and `key`; when neither is given, the certificate
+    /// generated into `<data_dir>/tls/` (see `DefaultCertificate`), or nil when there is none.
     /// `purpose` finishes the sentence "… needs both cert and key" in the error.
     public static func load(_ options: ServiceOptions, purpose: String) throws(ConfigError) -> TLSConfiguration? {
-        let cert = try options.path("cert")
-        let key = try options.path("key")
-        if cert == nil && key == nil { return nil }
+        var cert = try options.path("cert")
+        var key = try options.path("key")
+        if cert == nil && key == nil {
+            // The pair InetKit generated into the data folder at start, when there is one.
+            let generated = DefaultCertificate.paths(dataDirectory: options.dataDirectory)
+            guard access(generated.certificate, R_OK) == 0, access(generated.key, R_OK) == 0 else { return nil }
+            (cert, key) = (generated.certificate, generated.key)
+        }
         guard let cert, let key else {
             throw options.error(cert == nil ? "cert" : "key",
                                 "\(purpose) needs both cert and key (PEM files); 'inetkit cert --self-signed' writes a pair")
@@ -33,6 +42,11 @@ public enum ServerTLS {
         } catch {
             throw options.error("cert", "cannot load \(cert) / \(key): \(error)")
         }
+    }
+
+    /// The error of an implicit-TLS service that has no certificate at all.
+    public static func missing(_ options: ServiceOptions, service: String) -> ConfigError {
+        options.error("cert", "\(service) needs a certificate: give cert and key, or let InetKit generate one into \(DefaultCertificate.folder(dataDirectory: options.dataDirectory))")
     }
 
     /// A server context from `load`, or nil when no certificate is configured.

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import InetHTTP
+import InetTLS
 
 struct CertCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import InetCore
+import InetTLS
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -69,6 +70,24 @@ enum HostSetup {
             throw ConfigError(file: path, key: nil, line: nil, message: "cannot read the file")
         }
         return (try HostConfig.parse(yaml: text, file: path, catalog: serviceCatalog), text)
+    }
+
+    /// The services that speak TLS (implicitly, or by STARTTLS/STLS/AUTH TLS).
+    static let tlsServices = ["https", "smtps", "pop3s", "ftps", "smtp", "pop3", "ftp"]
+
+    /// TLS with no configuration: unless every TLS service that may run names its own cert and
+    /// key, makes sure the generated certificate is in `<data_dir>/tls/` (written on the first
+    /// start) and logs where it is and its SHA-256 fingerprint.
+    static func ensureCertificate(_ config: HostConfig, overrides: HostOverrides, logger: Logger) throws {
+        let candidates = tlsServices.filter { name in
+            (overrides.onlyServices.map { $0.contains(name) } ?? true) && (try? config.services[name]?.bool("enabled")) != false
+        }
+        guard candidates.contains(where: { !ServerTLS.isConfigured(config.services[$0]) }) else { return }
+        let outcome = try DefaultCertificate.ensure(dataDirectory: config.dataDirectory,
+                                                    names: DefaultCertificate.names(bind: overrides.bind ?? config.bind ?? []))
+        logger.notice(outcome.created ? "generated a self-signed TLS certificate" : "TLS certificate", metadata: [
+            "certificate": "\(outcome.certificate)", "sha256": "\(outcome.fingerprint)",
+        ])
     }
 
     static func bootstrapLogging(level: String?, format: String?, config: HostConfig) {

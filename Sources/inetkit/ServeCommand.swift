@@ -23,6 +23,7 @@ import Glibc
 let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [
     FTPService.descriptor, SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor,
     HTTPSService.descriptor, NTPService.descriptor, FingerService.descriptor, IdentService.descriptor,
+    SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor, FTPService.implicitTLSDescriptor,
 ]
 
 struct ServeCommand: AsyncParsableCommand {
@@ -30,8 +31,8 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the host: every enabled service on its TCP and UDP ports, until SIGTERM or SIGINT.",
         discussion: """
-            With no options it serves echo, discard, daytime, qotd, chargen, time, ftp, smtp, dns, http, pop3, snmp, ntp, finger and ident \
-            (https once it has a certificate) on 127.0.0.1 and ::1, \
+            With no options it serves echo, discard, daytime, qotd, chargen, time, ftp, smtp, dns, http, pop3, snmp, ntp, finger, ident, https, smtps, pop3s and ftps \
+            (TLS with the certificate of the config, or one generated into <data_dir>/tls/ on first start) on 127.0.0.1 and ::1, \
             on their well-known ports when this process may bind them, else on port + 10000. \
             This process binds every listener and serves nothing itself: each protocol family runs in \
             a worker process (`inetkit worker`) that is restarted at once if it dies; started as root, \
@@ -79,6 +80,11 @@ struct ServeCommand: AsyncParsableCommand {
         let mode = isolation.flatMap(Isolation.init(rawValue:)) ?? fileConfig.isolation ?? .workers
 
         let privileged = HostSetup.canBindPrivilegedPorts
+        do {
+            try HostSetup.ensureCertificate(fileConfig, overrides: overrides, logger: logger)
+        } catch {
+            fail("\(error)", code: 1)
+        }
         let plan: HostPlan
         do {
             plan = try HostPlan.make(config: fileConfig, overrides: overrides, catalog: serviceCatalog, canBindPrivilegedPorts: privileged)

@@ -695,6 +695,7 @@ final class Supervisor {
         let plan: HostPlan
         do {
             (config, configText) = try HostSetup.loadConfigAndText(options.configPath)
+            try HostSetup.ensureCertificate(config, overrides: options.overrides, logger: logger)
             plan = try HostPlan.make(config: config, overrides: options.overrides, catalog: serviceCatalog,
                                      canBindPrivilegedPorts: HostSetup.canBindPrivilegedPorts)
         } catch {

@@ -90,6 +90,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let privileged = HostSetup.canBindPrivilegedPorts
         let plan: HostPlan
         do {
+            // Under the supervisor the certificate is there already (it made it, as root).
+            if !supervised { try HostSetup.ensureCertificate(fileConfig, overrides: overrides, logger: logger) }
             plan = try HostPlan.make(config: fileConfig, overrides: overrides, catalog: serviceCatalog, canBindPrivilegedPorts: privileged)
         } catch {
             fail("\(error)", code: 2)

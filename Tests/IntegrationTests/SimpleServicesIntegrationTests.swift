@@ -1,6 +1,9 @@
 import InetCore
 import InetFTP
 import InetMail
+import InetNTP
+import InetTLS
+import InetWho
 import InetSimple
 import InetSNMP
 import NIOCore
@@ -220,11 +223,46 @@ final class ShippedFilesTests: XCTestCase {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let path = root.appendingPathComponent("contrib/inetkit.yaml").path
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        let catalog = SimpleServices.catalog + [FTPService.descriptor, SMTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor]
-        let config = try HostConfig.parse(yaml: text, file: path, catalog: catalog)
+        let catalog = SimpleServices.catalog + [FTPService.descriptor, SMTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor,
+                                                NTPService.descriptor, FingerService.descriptor, IdentService.descriptor,
+                                                SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor, FTPService.implicitTLSDescriptor]
+        var config = try HostConfig.parse(yaml: text, file: path, catalog: catalog)
+        XCTAssertEqual(config.dataDirectory, "/var/lib/inetkit")
+        // What `inetkit serve` does first: the generated certificate in the data folder.
+        config.dataDirectory = NSTemporaryDirectory() + "inetkit-contrib-\(getpid())"
+        _ = try DefaultCertificate.ensure(dataDirectory: config.dataDirectory, names: ["localhost"])
         let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: true)
-        XCTAssertEqual(plan.services.filter(\.enabled).count, 10)
+        XCTAssertEqual(plan.services.filter(\.enabled).count, 16)
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "chargen" }?.limits.udpRate, 10)
         XCTAssertEqual(config.limits, Limits(), "the example shows the defaults")
+    }
+}
+
+final class ImplicitTLSPlanTests: XCTestCase {
+    func testImplicitTLSServicesTakeTheirSiblingsOptions() throws {
+        let data = NSTemporaryDirectory() + "inetkit-inherit-\(getpid())"
+        let catalog = [SMTPService.descriptor, POP3Service.descriptor, SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor]
+        let yaml = """
+            data_dir: \(data)
+            services:
+              pop3: { port: 0, auth_delay: 0.5, users: [{ name: carol@inetkit.test, password: pw }] }
+              pop3s: { auth_delay: 2 }
+              smtp: { enabled: false, max_recipients: 7 }
+            """
+        let config = try HostConfig.parse(yaml: yaml, file: "t.yaml", catalog: catalog)
+        // Without a certificate anywhere the implicit-TLS services cannot start, and say why.
+        XCTAssertThrowsError(try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: false)) { error in
+            XCTAssertTrue("\(error)".contains("tls"), "\(error)")
+        }
+        _ = try DefaultCertificate.ensure(dataDirectory: data, names: ["localhost"])
+        let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: false)
+        let byName = Dictionary(uniqueKeysWithValues: plan.services.map { ($0.descriptor.name, $0) })
+        XCTAssertEqual(byName["pop3s"]?.port, 10_995, "the port is its own, not pop3's 0")
+        XCTAssertEqual(byName["smtps"]?.enabled, true, "enabled is not inherited")
+        guard case .map(let entries, _)? = byName["pop3s"]?.options else { return XCTFail("no options") }
+        let keys = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(keys["auth_delay"], .scalar("2", line: 0), "its own key wins")
+        XCTAssertNotNil(keys["users"], "pop3's users are pop3s's")
+        XCTAssertNil(keys["port"])
     }
 }

@@ -112,7 +112,7 @@ def test_sighup_reloads_services_and_keeps_old_config_when_new_one_is_bad():
 
 
 def test_sighup_enables_and_disables_services_from_the_file():
-    base = "bind: [127.0.0.1]\nshutdown_grace: 1\nservices:\n  echo: { port: 0 }\n  daytime: { port: 0, enabled: false }\n  discard: { enabled: false }\n  qotd: { enabled: false }\n  chargen: { enabled: false }\n  time: { enabled: false }\n  http: { enabled: false }\n  dns: { enabled: false }\n  smtp: { enabled: false }\n  pop3: { enabled: false }\n  snmp: { enabled: false }\n  ftp: { enabled: false }\n  ntp: { enabled: false }\n  finger: { enabled: false }\n  ident: { enabled: false }\n"
+    base = "bind: [127.0.0.1]\nshutdown_grace: 1\nservices:\n  echo: { port: 0 }\n  daytime: { port: 0, enabled: false }\n  discard: { enabled: false }\n  qotd: { enabled: false }\n  chargen: { enabled: false }\n  time: { enabled: false }\n  http: { enabled: false }\n  dns: { enabled: false }\n  smtp: { enabled: false }\n  pop3: { enabled: false }\n  snmp: { enabled: false }\n  ftp: { enabled: false }\n  ntp: { enabled: false }\n  finger: { enabled: false }\n  ident: { enabled: false }\n  https: { enabled: false }\n  smtps: { enabled: false }\n  pop3s: { enabled: false }\n  ftps: { enabled: false }\n"
     s = Server(base)
     assert set(s.ports) == {"echo"}
     echo_port = s.port("echo")

@@ -82,6 +82,10 @@ services:
   ntp: {{ port: 0 }}
   finger: {{ port: 0 }}
   ident: {{ port: 0 }}
+  https: {{ port: 0, root: {d}/site }}
+  smtps: {{ port: 0 }}
+  pop3s: {{ port: 0 }}
+  ftps: {{ port: 0 }}
   ftp:
     port: 0
     root: {d}/ftp

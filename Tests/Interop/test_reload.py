@@ -50,6 +50,10 @@ services:
   ntp: {{ enabled: false }}
   finger: {{ enabled: false }}
   ident: {{ enabled: false }}
+  https: {{ enabled: false }}
+  smtps: {{ enabled: false }}
+  pop3s: {{ enabled: false }}
+  ftps: {{ enabled: false }}
   daytime: {{ port: 0 }}
   http: {{ port: 0 }}
   snmp:

@@ -13,6 +13,7 @@ enum ConfigTargets {
     static let catalog: [ServiceDescriptor] = SimpleServices.catalog + [
         FTPService.descriptor, SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor,
         SNMPService.descriptor, HTTPSService.descriptor, NTPService.descriptor, FingerService.descriptor, IdentService.descriptor,
+        SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor, FTPService.implicitTLSDescriptor,
     ]
 
     /// The YAML configuration: parsed, checked against the catalog, and made into a plan (every

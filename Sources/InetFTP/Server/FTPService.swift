@@ -105,19 +105,33 @@ public struct FTPService: InetService {
         try FTPService(options: options)
     }
 
+    /// FTPS (implicit TLS, port 990): the same sessions, TLS from the first byte on the control
+    /// connection, data connections protected after `PROT P`; the options of `services.ftp`
+    /// wherever `services.ftps` does not give its own.
+    public static let implicitTLSDescriptor = ServiceDescriptor(
+        name: "ftps", wellKnownPort: 990, transports: [.tcp], optionKeys: FTPSettings.keys.union(ServerTLS.keys),
+        summary: "FTP with TLS from the first byte (implicit FTPS)", inheritsOptionsOf: "ftp"
+    ) { options throws(ConfigError) in
+        try FTPService(options: options, implicitTLS: true)
+    }
+
     let settings: FTPSettings
     let tls: NIOSSLContext?
+    let implicitTLS: Bool
     let counter = AddressConnectionCounter()
     let logger = Logger(label: "inetkit.ftp")
 
-    init(options: ServiceOptions) throws(ConfigError) {
+    init(options: ServiceOptions, implicitTLS: Bool = false) throws(ConfigError) {
         settings = try FTPSettings(options: options)
-        tls = try ServerTLS.context(options, purpose: "AUTH TLS")
+        tls = try ServerTLS.context(options, purpose: implicitTLS ? "FTPS" : "AUTH TLS")
+        self.implicitTLS = implicitTLS
+        if implicitTLS && tls == nil { throw ServerTLS.missing(options, service: "ftps") }
     }
 
-    init(settings: FTPSettings, tls: NIOSSLContext? = nil) {
+    init(settings: FTPSettings, tls: NIOSSLContext? = nil, implicitTLS: Bool = false) {
         self.settings = settings
         self.tls = tls
+        self.implicitTLS = implicitTLS && tls != nil
     }
 
     public func prepare() throws {
@@ -125,9 +139,10 @@ public struct FTPService: InetService {
     }
 
     public func configureTCPConnection(_ channel: any Channel) throws {
-        let session = FTPSession(settings: settings, tlsAvailable: tls != nil, logger: logger)
+        let session = FTPSession(settings: settings, tlsAvailable: tls != nil, tlsActive: implicitTLS, logger: logger)
+        if implicitTLS, let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
         try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(
-            session: session, effects: FTPEffects(settings: settings, tls: tls), tls: tls, logger: logger,
+            session: session, effects: FTPEffects(settings: settings, tls: tls), tls: implicitTLS ? nil : tls, logger: logger,
             admission: LineAdmission(counter: counter, limit: settings.maxConnectionsPerAddress)))
     }
 }

@@ -138,7 +138,8 @@ final class FTPSession: LineSession {
     /// ABOR came during the transfer in progress.
     private var aborted = false
 
-    init(settings: FTPSettings, tlsAvailable: Bool, logger: Logger) {
+    init(settings: FTPSettings, tlsAvailable: Bool, tlsActive: Bool = false, logger: Logger) {
+        self.tlsActive = tlsActive
         self.settings = settings
         self.tlsAvailable = tlsAvailable
         self.logger = logger

@@ -73,21 +73,34 @@ public struct POP3Service: InetService {
         try POP3Service(options: options)
     }
 
+    /// POP3S (RFC 8314): the same sessions on port 995, TLS from the first byte, with the
+    /// options of `services.pop3` wherever `services.pop3s` does not give its own.
+    public static let implicitTLSDescriptor = ServiceDescriptor(
+        name: "pop3s", wellKnownPort: 995, transports: [.tcp], optionKeys: POP3Settings.keys.union(ServerTLS.keys),
+        summary: "POP3 with TLS from the first byte (RFC 8314)", inheritsOptionsOf: "pop3"
+    ) { options throws(ConfigError) in
+        try POP3Service(options: options, implicitTLS: true)
+    }
+
     let settings: POP3Settings
     let store: Maildir
     let tls: NIOSSLContext?
+    let implicitTLS: Bool
     let logger = Logger(label: "inetkit.pop3")
 
-    init(options: ServiceOptions) throws(ConfigError) {
+    init(options: ServiceOptions, implicitTLS: Bool = false) throws(ConfigError) {
         settings = try POP3Settings(options: options)
         store = Maildir(root: try options.path("mail_dir", default: "mail"))
-        tls = try ServerTLS.context(options, purpose: "STLS")
+        tls = try ServerTLS.context(options, purpose: implicitTLS ? "POP3S" : "STLS")
+        self.implicitTLS = implicitTLS
+        if implicitTLS && tls == nil { throw ServerTLS.missing(options, service: "pop3s") }
     }
 
-    init(settings: POP3Settings, store: Maildir, tls: NIOSSLContext? = nil) {
+    init(settings: POP3Settings, store: Maildir, tls: NIOSSLContext? = nil, implicitTLS: Bool = false) {
         self.settings = settings
         self.store = store
         self.tls = tls
+        self.implicitTLS = implicitTLS && tls != nil
     }
 
     public func prepare() throws {
@@ -95,8 +108,9 @@ public struct POP3Service: InetService {
     }
 
     public func configureTCPConnection(_ channel: any Channel) throws {
-        let session = POP3Session(settings: settings, store: store, tlsAvailable: tls != nil)
-        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(session: session, effects: POP3Effects(store: store), tls: tls, logger: logger))
+        let session = POP3Session(settings: settings, store: store, tlsAvailable: tls != nil, tlsActive: implicitTLS)
+        if implicitTLS, let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(session: session, effects: POP3Effects(store: store), tls: implicitTLS ? nil : tls, logger: logger))
     }
 }
 

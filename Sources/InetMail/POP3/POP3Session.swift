@@ -82,7 +82,8 @@ final class POP3Session: LineSession {
     private var tlsActive = false
     private var errors: LineErrorBudget
 
-    init(settings: POP3Settings, store: Maildir, tlsAvailable: Bool) {
+    init(settings: POP3Settings, store: Maildir, tlsAvailable: Bool, tlsActive: Bool = false) {
+        self.tlsActive = tlsActive
         self.settings = settings
         self.store = store
         self.tlsAvailable = tlsAvailable

@@ -83,22 +83,36 @@ public struct SMTPService: InetService {
         try SMTPService(options: options)
     }
 
+    /// SMTPS (RFC 8314): the same sessions on port 465, TLS from the first byte, with the
+    /// options of `services.smtp` wherever `services.smtps` does not give its own.
+    public static let implicitTLSDescriptor = ServiceDescriptor(
+        name: "smtps", wellKnownPort: 465, transports: [.tcp], optionKeys: SMTPSettings.keys.union(ServerTLS.keys),
+        summary: "SMTP with TLS from the first byte (RFC 8314)", inheritsOptionsOf: "smtp"
+    ) { options throws(ConfigError) in
+        try SMTPService(options: options, implicitTLS: true)
+    }
+
     let settings: SMTPSettings
     let store: Maildir
     let tls: NIOSSLContext?
+    /// TLS before the greeting (SMTPS) rather than by STARTTLS.
+    let implicitTLS: Bool
     let counter = AddressConnectionCounter()
     let logger = Logger(label: "inetkit.smtp")
 
-    init(options: ServiceOptions) throws(ConfigError) {
+    init(options: ServiceOptions, implicitTLS: Bool = false) throws(ConfigError) {
         settings = try SMTPSettings(options: options)
         store = Maildir(root: try options.path("mail_dir", default: "mail"))
-        tls = try ServerTLS.context(options, purpose: "STARTTLS")
+        tls = try ServerTLS.context(options, purpose: implicitTLS ? "SMTPS" : "STARTTLS")
+        self.implicitTLS = implicitTLS
+        if implicitTLS && tls == nil { throw ServerTLS.missing(options, service: "smtps") }
     }
 
-    init(settings: SMTPSettings, store: Maildir, tls: NIOSSLContext? = nil) {
+    init(settings: SMTPSettings, store: Maildir, tls: NIOSSLContext? = nil, implicitTLS: Bool = false) {
         self.settings = settings
         self.store = store
         self.tls = tls
+        self.implicitTLS = implicitTLS && tls != nil
     }
 
     public func prepare() throws {
@@ -106,9 +120,10 @@ public struct SMTPService: InetService {
     }
 
     public func configureTCPConnection(_ channel: any Channel) throws {
-        let session = SMTPSession(settings: settings, store: store, tlsAvailable: tls != nil, logger: logger)
+        let session = SMTPSession(settings: settings, store: store, tlsAvailable: tls != nil, tlsActive: implicitTLS, logger: logger)
+        if implicitTLS, let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
         try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(
-            session: session, effects: SMTPEffects(store: store), tls: tls, logger: logger,
+            session: session, effects: SMTPEffects(store: store), tls: implicitTLS ? nil : tls, logger: logger,
             admission: LineAdmission(counter: counter, limit: settings.maxConnectionsPerAddress)))
     }
 }

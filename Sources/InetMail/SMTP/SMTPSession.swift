@@ -108,8 +108,9 @@ final class SMTPSession: LineSession {
     static let spillThreshold = 256 * 1024
     private static let serial = Atomic<Int>(0)
 
-    init(settings: SMTPSettings, store: Maildir, tlsAvailable: Bool, logger: Logger = Logger(label: "inetkit.smtp")) {
+    init(settings: SMTPSettings, store: Maildir, tlsAvailable: Bool, tlsActive: Bool = false, logger: Logger = Logger(label: "inetkit.smtp")) {
         self.logger = logger
+        self.tlsActive = tlsActive
         self.settings = settings
         errors = LineErrorBudget(limit: settings.maxErrors, closing: "421 4.7.0 \(settings.hostname) Error: too many errors")
         self.store = store
