@@ -18,7 +18,7 @@ public struct HTTPSService: InetConnectionTaskService {
         name: "https", wellKnownPort: 443, transports: [.tcp], optionKeys: HTTPSettings.keys.union(ServerTLS.keys),
         summary: "the web site over TLS, HTTP/2 by ALPN", inheritsOptionsOf: "http"
     ) { options throws(ConfigError) in
-        guard let tls = try ServerTLS.load(options, purpose: "HTTPS") else { throw ServerTLS.missing(options, service: "https") }
+        guard let tls = try ServerTLS.load(options, purpose: "HTTPS") else { return ServerTLS.MissingCertificate(ServerTLS.missing(options, service: "https")) }
         return try HTTPSService(settings: HTTPSettings(options: options), tls: tls, host: options.host, options: options)
     }
 

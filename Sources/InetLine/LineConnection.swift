@@ -2,6 +2,7 @@ import InetCore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A client's failure, with what the server said when it refused.
 public struct LineClientError: Error, CustomStringConvertible, Sendable {
@@ -38,9 +39,10 @@ public final class LineConnection {
         self.trace = trace
     }
 
-    /// Connects to `host:port` and runs `body` on the connection, closing it afterwards.
+    /// Connects to `host:port` and runs `body` on the connection, closing it afterwards; with
+    /// `tls`, TLS from the first byte (SMTPS, POP3S, FTPS).
     public static func withConnection<Result: Sendable>(
-        host: String, port: Int, timeout: Double = 30, trace: (@Sendable (String) -> Void)? = nil,
+        host: String, port: Int, timeout: Double = 30, trace: (@Sendable (String) -> Void)? = nil, tls: NIOSSLContext? = nil,
         _ body: (LineConnection) async throws -> Result
     ) async throws -> Result {
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
@@ -51,6 +53,10 @@ public final class LineConnection {
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            let name = (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name))
+                        }
                         try channel.pipeline.syncOperations.addHandlers([
                             IdleStateHandler(allTimeout: .seconds(clamping: timeout)),
                             IdleCloseHandler(timedOut: timedOut),

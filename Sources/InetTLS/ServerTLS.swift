@@ -49,6 +49,20 @@ public enum ServerTLS {
         options.error("cert", "\(service) needs a certificate: give cert and key, or let InetKit generate one into \(DefaultCertificate.folder(dataDirectory: options.dataDirectory))")
     }
 
+    /// A TLS service without any certificate: configured but disabled it is fine (its other
+    /// options were checked); started, it fails like a port that cannot be bound.
+    public struct MissingCertificate: InetService {
+        public let error: ConfigError
+
+        public init(_ error: ConfigError) {
+            self.error = error
+        }
+
+        public func prepare() throws {
+            throw error
+        }
+    }
+
     /// A server context from `load`, or nil when no certificate is configured.
     public static func context(_ options: ServiceOptions, purpose: String) throws(ConfigError) -> NIOSSLContext? {
         guard let configuration = try load(options, purpose: purpose) else { return nil }

@@ -9,6 +9,7 @@ import InetSNMP
 import InetSimple
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 struct ProbeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +18,8 @@ struct ProbeCommand: AsyncParsableCommand {
         discussion: """
             The simple services on TCP and UDP; FTP, SMTP and POP3 by their greeting; HTTP by a HEAD request; \
             DNS by an SOA query for inetkit.test; SNMP by a GET of sysUpTime.0 with the community public; \
-            NTP by a client request; finger by an empty query; ident by a query for a connection that does not exist.
+            NTP by a client request; finger by an empty query; ident by a query for a connection that does not exist; \
+            HTTPS, SMTPS, POP3S and FTPS like their plain siblings, over TLS (the certificate is not checked).
             """)
 
     @Option(name: .long, help: "Seconds to wait for each answer.")
@@ -97,6 +99,7 @@ struct ProbeCommand: AsyncParsableCommand {
         let services: [(String, Int, Transport)] = [
             ("ftp", 21, .tcp), ("smtp", 25, .tcp), ("dns", 53, .udp), ("http", 80, .tcp), ("pop3", 110, .tcp), ("snmp", 161, .udp),
             ("ntp", 123, .udp), ("finger", 79, .tcp), ("ident", 113, .tcp),
+            ("https", 443, .tcp), ("smtps", 465, .tcp), ("pop3s", 995, .tcp), ("ftps", 990, .tcp),
         ]
         var probes: [ProtocolProbe] = []
         for host in hosts {
@@ -160,12 +163,18 @@ struct ProbeCommand: AsyncParsableCommand {
             guard line.contains(" : ") else { throw QueryClientError("not an ident reply: \(line)") }
             return line
         default:
-            return try await LineConnection.withConnection(host: probe.host, port: probe.port, timeout: timeout) { connection in
-                if probe.service == "http" {
+            // The implicit-TLS ports: a probe asks whether they answer, not whom to trust (the
+            // certificate is usually the host's own self-signed one).
+            let secure = ["https", "smtps", "pop3s", "ftps"].contains(probe.service)
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            let tls = secure ? try NIOSSLContext(configuration: configuration) : nil
+            return try await LineConnection.withConnection(host: probe.host, port: probe.port, timeout: timeout, tls: tls) { connection in
+                if probe.service == "http" || probe.service == "https" {
                     try await connection.send("HEAD / HTTP/1.0\r\n")
                 }
                 let line = try await connection.readLine()
-                let expected = ["ftp": "220", "smtp": "220", "pop3": "+OK", "http": "HTTP/"][probe.service] ?? ""
+                let expected = ["ftp": "220", "smtp": "220", "pop3": "+OK", "http": "HTTP/", "https": "HTTP/", "ftps": "220", "smtps": "220", "pop3s": "+OK"][probe.service] ?? ""
                 guard line.hasPrefix(expected) else { throw LineClientError("wrong greeting: \(line.prefix(60))") }
                 return String(line.prefix(60))
             }

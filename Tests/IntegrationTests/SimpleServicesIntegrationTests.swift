@@ -251,8 +251,9 @@ final class ImplicitTLSPlanTests: XCTestCase {
             """
         let config = try HostConfig.parse(yaml: yaml, file: "t.yaml", catalog: catalog)
         // Without a certificate anywhere the implicit-TLS services cannot start, and say why.
-        XCTAssertThrowsError(try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: false)) { error in
-            XCTAssertTrue("\(error)".contains("tls"), "\(error)")
+        let bare = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: false)
+        XCTAssertThrowsError(try bare.services.first { $0.descriptor.name == "pop3s" }!.service.prepare()) { error in
+            XCTAssertTrue("\(error)".contains("pop3s needs a certificate"), "\(error)")
         }
         _ = try DefaultCertificate.ensure(dataDirectory: data, names: ["localhost"])
         let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: false)

@@ -239,7 +239,7 @@ def test_probe_lists_every_service_and_transport(server):
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [line.split() for line in out.stdout.splitlines()[1:]]
     # The six simple services on TCP and UDP, then each protocol service by its own question.
-    assert len(rows) == 12 + 9, out.stdout
+    assert len(rows) == 12 + 13, out.stdout
     assert all(row[4] == "up" for row in rows), out.stdout
     details = {row[1]: " ".join(row[7:]) for row in rows[12:]}
     assert details["ftp"].startswith("220") and details["smtp"].startswith("220") and details["pop3"].startswith("+OK")
@@ -247,6 +247,8 @@ def test_probe_lists_every_service_and_transport(server):
     assert details["snmp"].startswith("sysUpTime")
     assert details["ntp"].startswith("stratum") and details["finger"] == "No one logged on."
     assert details["ident"].endswith(": ERROR : NO-USER"), details
+    assert details["https"].startswith("HTTP/1.1 200") and details["smtps"].startswith("220") and details["ftps"].startswith("220")
+    assert details["pop3s"].startswith("+OK"), details
 
 
 def rss_kib(pid):

@@ -112,7 +112,8 @@ public struct FTPService: InetService {
         name: "ftps", wellKnownPort: 990, transports: [.tcp], optionKeys: FTPSettings.keys.union(ServerTLS.keys),
         summary: "FTP with TLS from the first byte (implicit FTPS)", inheritsOptionsOf: "ftp"
     ) { options throws(ConfigError) in
-        try FTPService(options: options, implicitTLS: true)
+        let service = try FTPService(options: options, implicitTLS: true)
+        return service.tls == nil ? ServerTLS.MissingCertificate(ServerTLS.missing(options, service: "ftps")) : service
     }
 
     let settings: FTPSettings
@@ -125,7 +126,6 @@ public struct FTPService: InetService {
         settings = try FTPSettings(options: options)
         tls = try ServerTLS.context(options, purpose: implicitTLS ? "FTPS" : "AUTH TLS")
         self.implicitTLS = implicitTLS
-        if implicitTLS && tls == nil { throw ServerTLS.missing(options, service: "ftps") }
     }
 
     init(settings: FTPSettings, tls: NIOSSLContext? = nil, implicitTLS: Bool = false) {

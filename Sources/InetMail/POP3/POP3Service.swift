@@ -79,7 +79,8 @@ public struct POP3Service: InetService {
         name: "pop3s", wellKnownPort: 995, transports: [.tcp], optionKeys: POP3Settings.keys.union(ServerTLS.keys),
         summary: "POP3 with TLS from the first byte (RFC 8314)", inheritsOptionsOf: "pop3"
     ) { options throws(ConfigError) in
-        try POP3Service(options: options, implicitTLS: true)
+        let service = try POP3Service(options: options, implicitTLS: true)
+        return service.tls == nil ? ServerTLS.MissingCertificate(ServerTLS.missing(options, service: "pop3s")) : service
     }
 
     let settings: POP3Settings
@@ -93,7 +94,6 @@ public struct POP3Service: InetService {
         store = Maildir(root: try options.path("mail_dir", default: "mail"))
         tls = try ServerTLS.context(options, purpose: implicitTLS ? "POP3S" : "STLS")
         self.implicitTLS = implicitTLS
-        if implicitTLS && tls == nil { throw ServerTLS.missing(options, service: "pop3s") }
     }
 
     init(settings: POP3Settings, store: Maildir, tls: NIOSSLContext? = nil, implicitTLS: Bool = false) {

@@ -89,7 +89,8 @@ public struct SMTPService: InetService {
         name: "smtps", wellKnownPort: 465, transports: [.tcp], optionKeys: SMTPSettings.keys.union(ServerTLS.keys),
         summary: "SMTP with TLS from the first byte (RFC 8314)", inheritsOptionsOf: "smtp"
     ) { options throws(ConfigError) in
-        try SMTPService(options: options, implicitTLS: true)
+        let service = try SMTPService(options: options, implicitTLS: true)
+        return service.tls == nil ? ServerTLS.MissingCertificate(ServerTLS.missing(options, service: "smtps")) : service
     }
 
     let settings: SMTPSettings
@@ -105,7 +106,6 @@ public struct SMTPService: InetService {
         store = Maildir(root: try options.path("mail_dir", default: "mail"))
         tls = try ServerTLS.context(options, purpose: implicitTLS ? "SMTPS" : "STARTTLS")
         self.implicitTLS = implicitTLS
-        if implicitTLS && tls == nil { throw ServerTLS.missing(options, service: "smtps") }
     }
 
     init(settings: SMTPSettings, store: Maildir, tls: NIOSSLContext? = nil, implicitTLS: Bool = false) {
