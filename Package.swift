@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "InetFTP", targets: ["InetFTP"]),
         .library(name: "InetNTP", targets: ["InetNTP"]),
         .library(name: "InetWho", targets: ["InetWho"]),
+        .library(name: "InetTFTP", targets: ["InetTFTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -202,6 +203,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "InetTFTP",
+            dependencies: [
+                "InetCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InetTFTPTests",
+            dependencies: ["InetTFTP", "InetCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "InetNTPTests",
             dependencies: ["InetNTP", "InetCore", .product(name: "NIOCore", package: "swift-nio")],
@@ -244,6 +261,7 @@ let package = Package(
                 "InetNTP",
                 "InetWho",
                 "InetTLS",
+                "InetTFTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -291,7 +309,7 @@ let package = Package(
         .target(
             name: "InetFuzzHarness",
             dependencies: [
-                "InetCore", "InetSimple", "InetHTTP", "InetDNS", "InetMail", "InetSNMP", "InetFTP", "InetLine", "InetNTP", "InetWho",
+                "InetCore", "InetSimple", "InetHTTP", "InetDNS", "InetMail", "InetSNMP", "InetFTP", "InetLine", "InetNTP", "InetWho", "InetTFTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -323,6 +341,7 @@ let package = Package(
                 "InetNTP",
                 "InetWho",
                 "InetTLS",
+                "InetTFTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -75,7 +75,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         }
         var outcome = "no reply"
         var sent = 0
-        if let reply = service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, allocator: context.channel.allocator) {
+        if let reply = service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, channel: context.channel) {
             if context.channel.isWritable {
                 sent = reply.readableBytes
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: reply)), promise: nil)

@@ -18,6 +18,11 @@ public protocol InetService: Sendable {
     /// addresses). By default the source is ignored.
     func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator) -> ByteBuffer?
 
+    /// The same, for a service that answers from elsewhere too (TFTP runs each transfer on a
+    /// socket of its own): it is given the listening socket's channel (its loop and local
+    /// address). By default `reply(toDatagram:from:allocator:)`.
+    func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel) -> ByteBuffer?
+
     /// The answer to a datagram the per-source rate limit refused (`first`: the first refused
     /// after a run of admitted ones), e.g. NTP's Kiss-o'-Death RATE; by default nothing is sent.
     /// It must be no larger than the datagram, and the service bounds how many it sends.
@@ -43,6 +48,10 @@ extension InetService {
 
     public func replyWhenRateLimited(toDatagram payload: ByteBuffer, from source: SocketAddress, first: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
         nil
+    }
+
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel) -> ByteBuffer? {
+        reply(toDatagram: payload, from: source, allocator: channel.allocator)
     }
 
     public func prepare() throws {}

@@ -21,6 +21,7 @@ public enum WorkerGroups {
         WorkerGroup(name: "snmp", services: ["snmp"]),
         WorkerGroup(name: "ntp", services: ["ntp"]),
         WorkerGroup(name: "who", services: ["finger", "ident"]),
+        WorkerGroup(name: "tftp", services: ["tftp"]),
     ]
 
     /// The workers for the services that run: the defaults regrouped by `workers:`, each

@@ -23,6 +23,7 @@ struct InetKitCommand: AsyncParsableCommand {
             FTPCommand.self,
             NTPCommand.self,
             FingerCommand.self, IdentCommand.self,
+            TFTPCommand.self,
         ]
     )
 }

@@ -4,6 +4,7 @@ import InetCore
 import InetDNS
 import InetLine
 import InetNTP
+import InetTFTP
 import InetWho
 import InetSNMP
 import InetSimple
@@ -19,7 +20,7 @@ struct ProbeCommand: AsyncParsableCommand {
             The simple services on TCP and UDP; FTP, SMTP and POP3 by their greeting; HTTP by a HEAD request; \
             DNS by an SOA query for inetkit.test; SNMP by a GET of sysUpTime.0 with the community public; \
             NTP by a client request; finger by an empty query; ident by a query for a connection that does not exist; \
-            HTTPS, SMTPS, POP3S and FTPS like their plain siblings, over TLS (the certificate is not checked).
+            HTTPS, SMTPS, POP3S and FTPS like their plain siblings, over TLS (the certificate is not checked); TFTP by a read of a file that does not exist.
             """)
 
     @Option(name: .long, help: "Seconds to wait for each answer.")
@@ -99,7 +100,7 @@ struct ProbeCommand: AsyncParsableCommand {
         let services: [(String, Int, Transport)] = [
             ("ftp", 21, .tcp), ("smtp", 25, .tcp), ("dns", 53, .udp), ("http", 80, .tcp), ("pop3", 110, .tcp), ("snmp", 161, .udp),
             ("ntp", 123, .udp), ("finger", 79, .tcp), ("ident", 113, .tcp),
-            ("https", 443, .tcp), ("smtps", 465, .tcp), ("pop3s", 995, .tcp), ("ftps", 990, .tcp),
+            ("https", 443, .tcp), ("smtps", 465, .tcp), ("pop3s", 995, .tcp), ("ftps", 990, .tcp), ("tftp", 69, .udp),
         ]
         var probes: [ProtocolProbe] = []
         for host in hosts {
@@ -151,6 +152,21 @@ struct ProbeCommand: AsyncParsableCommand {
             let m = try await NTPClient.query(host: probe.host, port: probe.port, timeout: timeout, group: MultiThreadedEventLoopGroup.singleton)
             if let code = m.kissCode { return "Kiss-o'-Death \(code)" }
             return String(format: "stratum %d, %@, offset %+.6f s", Int(m.reply.stratum), m.leapText, m.offset)
+        case "tftp":
+            // A read of a name no server holds: the ERROR it gets back (from the transfer's
+            // own port) proves the service.
+            var options = TFTPClient.Options()
+            options.timeout = timeout
+            options.retries = 0
+            let client = TFTPClient(host: probe.host, port: probe.port, options: options)
+            return try await Task.detached {
+                do {
+                    _ = try client.get("inetkit-probe-\(UInt32.random(in: 0...UInt32.max))", into: -1)
+                    return "answers: DATA"
+                } catch let error as TFTPClientError where error.description.hasPrefix("server error") {
+                    return "answers: " + error.description.dropFirst("server ".count).replacingOccurrences(of: ":", with: "")
+                }
+            }.value
         case "finger":
             let answer = try await QueryClient.ask(host: probe.host, port: probe.port, query: "", timeout: timeout, limit: 4096)
             let first = FingerText.printable(answer.prefix { $0 != 0x0d && $0 != 0x0a }, limit: 60)

@@ -2,6 +2,7 @@ import InetCore
 import InetFTP
 import InetMail
 import InetNTP
+import InetTFTP
 import InetTLS
 import InetWho
 import InetSimple
@@ -225,14 +226,15 @@ final class ShippedFilesTests: XCTestCase {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let catalog = SimpleServices.catalog + [FTPService.descriptor, SMTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor,
                                                 NTPService.descriptor, FingerService.descriptor, IdentService.descriptor,
-                                                SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor, FTPService.implicitTLSDescriptor]
+                                                SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor, FTPService.implicitTLSDescriptor,
+                                                TFTPService.descriptor]
         var config = try HostConfig.parse(yaml: text, file: path, catalog: catalog)
         XCTAssertEqual(config.dataDirectory, "/var/lib/inetkit")
         // What `inetkit serve` does first: the generated certificate in the data folder.
         config.dataDirectory = NSTemporaryDirectory() + "inetkit-contrib-\(getpid())"
         _ = try DefaultCertificate.ensure(dataDirectory: config.dataDirectory, names: ["localhost"])
         let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: true)
-        XCTAssertEqual(plan.services.filter(\.enabled).count, 16)
+        XCTAssertEqual(plan.services.filter(\.enabled).count, 17)
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "chargen" }?.limits.udpRate, 10)
         XCTAssertEqual(config.limits, Limits(), "the example shows the defaults")
     }

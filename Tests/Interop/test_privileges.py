@@ -86,6 +86,7 @@ services:
   smtps: {{ port: 0 }}
   pop3s: {{ port: 0 }}
   ftps: {{ port: 0 }}
+  tftp: {{ port: 0 }}
   ftp:
     port: 0
     root: {d}/ftp
@@ -94,7 +95,7 @@ services:
     s = Server(config, env={"INETKIT_WORKERS_AS_ROOT": "0", "SUDO_UID": "", "SUDO_GID": ""})
     try:
         workers = workers_of(s.proc.pid)
-        assert len(workers) == 8, workers
+        assert len(workers) == 9, workers
         for pid in workers:
             uids, gids, groups = credentials(pid)
             assert uids == [user.pw_uid] * 4, (pid, uids)

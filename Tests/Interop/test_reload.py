@@ -54,6 +54,7 @@ services:
   smtps: {{ enabled: false }}
   pop3s: {{ enabled: false }}
   ftps: {{ enabled: false }}
+  tftp: {{ enabled: false }}
   daytime: {{ port: 0 }}
   http: {{ port: 0 }}
   snmp:

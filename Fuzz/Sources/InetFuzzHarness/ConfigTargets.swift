@@ -5,6 +5,7 @@ import InetFTP
 import InetHTTP
 import InetMail
 import InetNTP
+import InetTFTP
 import InetWho
 import InetSNMP
 import InetSimple
@@ -13,7 +14,7 @@ enum ConfigTargets {
     static let catalog: [ServiceDescriptor] = SimpleServices.catalog + [
         FTPService.descriptor, SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor,
         SNMPService.descriptor, HTTPSService.descriptor, NTPService.descriptor, FingerService.descriptor, IdentService.descriptor,
-        SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor, FTPService.implicitTLSDescriptor,
+        SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor, FTPService.implicitTLSDescriptor, TFTPService.descriptor,
     ]
 
     /// The YAML configuration: parsed, checked against the catalog, and made into a plan (every

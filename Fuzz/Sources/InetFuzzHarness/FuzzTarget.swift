@@ -35,6 +35,7 @@ public enum FuzzTargets {
         ConfigTargets.config, ConfigTargets.regionListing,
         SimpleTargets.datagram,
         TimeWhoTargets.ntp, TimeWhoTargets.finger, TimeWhoTargets.ident,
+        TFTPTargets.packet,
     ] + SessionTargets.all
 
     public static func named(_ name: String) -> FuzzTarget? {
