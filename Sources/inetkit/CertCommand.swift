@@ -5,7 +5,7 @@ import InetTLS
 struct CertCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cert",
-        abstract: "Write a TLS certificate and key for development (for services.https).")
+        abstract: "Write a TLS certificate and key (for the cert/key of any TLS service; without them InetKit makes its own).")
 
     @Flag(name: .long, help: "Make a self-signed certificate (the only kind for now).")
     var selfSigned = false

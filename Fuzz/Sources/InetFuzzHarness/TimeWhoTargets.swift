@@ -19,6 +19,7 @@ enum TimeWhoTargets {
         }
         let allocator = ByteBufferAllocator()
         let payload = allocator.buffer(bytes: bytes)
+        guard NTPPacket.decode(payload) == NTPPacket.decode(bytes) else { return "reading in place differs from reading a copy" }
         for kiss in [false, true] {
             let reply = kiss ? ntpService.replyWhenRateLimited(toDatagram: payload, from: peer, first: true, allocator: allocator)
                 : ntpService.reply(toDatagram: payload, allocator: allocator)

@@ -115,3 +115,39 @@ public struct NTPPacket: Equatable, Sendable {
         return bytes.map(String.init).joined(separator: ".")
     }
 }
+
+import NIOCore
+
+extension NTPPacket {
+    /// The header read straight from a datagram's bytes (no copy); nil when shorter than 48.
+    public static func decode(_ buffer: ByteBuffer) -> NTPPacket? {
+        guard buffer.readableBytes >= headerSize else { return nil }
+        let at = buffer.readerIndex
+        guard let first = buffer.getInteger(at: at, as: UInt8.self), let stratum = buffer.getInteger(at: at + 1, as: UInt8.self),
+              let poll = buffer.getInteger(at: at + 2, as: Int8.self), let precision = buffer.getInteger(at: at + 3, as: Int8.self),
+              let rootDelay = buffer.getInteger(at: at + 4, as: UInt32.self), let rootDispersion = buffer.getInteger(at: at + 8, as: UInt32.self),
+              let referenceID = buffer.getInteger(at: at + 12, as: UInt32.self), let reference = buffer.getInteger(at: at + 16, as: UInt64.self),
+              let origin = buffer.getInteger(at: at + 24, as: UInt64.self), let receive = buffer.getInteger(at: at + 32, as: UInt64.self),
+              let transmit = buffer.getInteger(at: at + 40, as: UInt64.self) else { return nil }
+        return NTPPacket(
+            leap: Leap(rawValue: first >> 6) ?? .unsynchronized, version: (first >> 3) & 0x7, mode: Mode(rawValue: first & 0x7) ?? .reserved,
+            stratum: stratum, poll: poll, precision: precision, rootDelay: rootDelay, rootDispersion: rootDispersion, referenceID: referenceID,
+            referenceTime: NTPTimestamp(raw: reference), originTime: NTPTimestamp(raw: origin),
+            receiveTime: NTPTimestamp(raw: receive), transmitTime: NTPTimestamp(raw: transmit))
+    }
+
+    /// Writes the 48 header bytes.
+    public func write(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(leap.rawValue << 6 | (version & 0x7) << 3 | mode.rawValue)
+        buffer.writeInteger(stratum)
+        buffer.writeInteger(poll)
+        buffer.writeInteger(precision)
+        buffer.writeInteger(rootDelay)
+        buffer.writeInteger(rootDispersion)
+        buffer.writeInteger(referenceID)
+        buffer.writeInteger(referenceTime.raw)
+        buffer.writeInteger(originTime.raw)
+        buffer.writeInteger(receiveTime.raw)
+        buffer.writeInteger(transmitTime.raw)
+    }
+}

@@ -1,4 +1,5 @@
 import InetCore
+import NIOCore
 
 /// The server's rules (RFC 5905 §9, RFC 4330 §5), without sockets or clocks: which requests get
 /// an answer and what the answer says. `NTPService` feeds it the datagram, the times and the
@@ -49,6 +50,16 @@ public struct NTPResponder: Sendable, Equatable {
     /// The request in a datagram, if it is one this server answers.
     public static func request<Bytes: Collection<UInt8>>(in bytes: Bytes) -> Result<NTPPacket, Refusal> {
         guard let packet = NTPPacket.decode(bytes) else { return .failure(.short(bytes.count)) }
+        return check(packet)
+    }
+
+    /// The same checks on a datagram buffer, read in place.
+    public static func request(in buffer: ByteBuffer) -> Result<NTPPacket, Refusal> {
+        guard let packet = NTPPacket.decode(buffer) else { return .failure(.short(buffer.readableBytes)) }
+        return check(packet)
+    }
+
+    static func check(_ packet: NTPPacket) -> Result<NTPPacket, Refusal> {
         switch packet.mode {
         case .control, .privateUse: return .failure(.controlMode(packet.mode.rawValue))
         case .client: break

@@ -21,6 +21,7 @@ public struct NTPService: InetService {
     let clock: HostClock
     let kernelState: @Sendable () -> HostClock.KernelState
     let kisses: KissBudget
+    let clockState = ClockStateCache()
 
     public init(responder: NTPResponder = NTPResponder(), clock: HostClock = HostClock(), kissRate: Double = 100,
                 kernelState: @escaping @Sendable () -> HostClock.KernelState = { HostClock.kernelState() }) {
@@ -84,9 +85,25 @@ public struct NTPService: InetService {
 
     private func answer(_ payload: ByteBuffer, kiss: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
         let received = timestamp()
-        guard case .success(let request) = NTPResponder.request(in: payload.readableBytesView) else { return nil }
-        let reply = responder.answer(to: request, received: received, transmitted: timestamp(), clock: kernelState(), kiss: kiss)
-        return allocator.buffer(bytes: reply.encode())
+        guard case .success(let request) = NTPResponder.request(in: payload) else { return nil }
+        let reply = responder.answer(to: request, received: received, transmitted: timestamp(), clock: clockState.current(kernelState), kiss: kiss)
+        var buffer = allocator.buffer(capacity: NTPPacket.headerSize)
+        reply.write(into: &buffer)
+        return buffer
+    }
+}
+
+/// The kernel's clock state, read again at most once a second (an adjtimex call per request
+/// would be a system call per datagram for a value that changes every few minutes at most).
+final class ClockStateCache: Sendable {
+    private let cached = NIOLockedValueBox<(state: HostClock.KernelState, read: NIODeadline)?>(nil)
+
+    func current(_ read: () -> HostClock.KernelState) -> HostClock.KernelState {
+        let now = NIODeadline.now()
+        if let hit = cached.withLockedValue({ $0 }), now - hit.read < .seconds(1) { return hit.state }
+        let state = read()
+        cached.withLockedValue { $0 = (state, now) }
+        return state
     }
 }
 
