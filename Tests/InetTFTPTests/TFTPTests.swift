@@ -126,8 +126,8 @@ final class TFTPTests: XCTestCase {
         XCTAssertNil(TFTPPath.relative([0x66, 0xff]), "not UTF-8")
         let root = NSTemporaryDirectory() + "inetkit-tftp-\(getpid())"
         try FileManager.default.createDirectory(atPath: root + "/pub", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: root + "/pub/ok.txt", contents: Data("x".utf8))
-        FileManager.default.createFile(atPath: root + "/secret", contents: Data("s".utf8))
+        _ = FileManager.default.createFile(atPath: root + "/pub/ok.txt", contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: root + "/secret", contents: Data("s".utf8))
         unlink(root + "/pub/out")
         symlink(root + "/secret", root + "/pub/out")
         XCTAssertNotNil(TFTPPath.contained("ok.txt", in: root + "/pub"))

@@ -118,6 +118,7 @@ final class TFTPTransfer: ChannelInboundHandler {
 
     private func openRead(_ context: ChannelHandlerContext) {
         let settings = self.settings, request = self.request
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
         NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) { () -> Opened in
             guard let relative = TFTPPath.relative(request.file) else { return .refused(.accessViolation, "access violation: absolute paths and .. are refused") }
             var info = stat()
@@ -141,17 +142,18 @@ final class TFTPTransfer: ChannelInboundHandler {
         }.whenComplete { result in
             switch result {
             case .success(.read(let source, let size)):
-                self.beginRead(source: source, size: size)
+                this.value.beginRead(source: source, size: size)
             case .success(.refused(let code, let message)):
-                self.fail(code, message)
+                this.value.fail(code, message)
             default:
-                self.fail(.undefined, "cannot open the file")
+                this.value.fail(.undefined, "cannot open the file")
             }
         }
     }
 
     private func openWrite(_ context: ChannelHandlerContext) {
         let settings = self.settings, request = self.request
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
         guard settings.write else { return fail(.accessViolation, "access violation: uploads are off on this server") }
         let (granted, _) = TFTPOptions.negotiate(request.options, write: true, fileSize: nil, maximumBlockSize: settings.maximumBlockSize, maximumWindowSize: settings.maximumWindowSize)
         if let size = granted.transferSize, size > settings.maximumUploadBytes {
@@ -171,16 +173,16 @@ final class TFTPTransfer: ChannelInboundHandler {
         }.whenComplete { result in
             switch result {
             case .success(.write(let fd, let temporary, let final)):
-                guard case .opening = self.phase, self.context != nil else {
+                guard case .opening = this.value.phase, this.value.context != nil else {
                     close(fd)
                     unlink(temporary)
                     return
                 }
-                self.beginWrite(fd: fd, temporary: temporary, final: final)
+                this.value.beginWrite(fd: fd, temporary: temporary, final: final)
             case .success(.refused(let code, let message)):
-                self.fail(code, message)
+                this.value.fail(code, message)
             default:
-                self.fail(.undefined, "cannot create the file")
+                this.value.fail(.undefined, "cannot create the file")
             }
         }
     }
@@ -266,6 +268,8 @@ final class TFTPTransfer: ChannelInboundHandler {
                 bytes = offset + payload.count
                 phase = .writing(window, fd: fd, temporary: temporary, final: final)
                 let loop = context.eventLoop
+                let this = NIOLoopBound(self, eventLoop: loop)
+                let overwrite = settings.overwrite
                 let written = pendingWrites?.flatMap {
                     NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> Void in
                         let count = payload.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
@@ -278,7 +282,7 @@ final class TFTPTransfer: ChannelInboundHandler {
                     written?.flatMap {
                         NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> Void in
                             guard fsync(fd) == 0 else { throw TFTPFileError("fsync failed") }
-                            if self.settings.overwrite {
+                            if overwrite {
                                 guard rename(temporary, final) == 0 else { throw TFTPFileError("rename failed") }
                             } else {
                                 // link(2) refuses an existing name: an upload never replaces a file.
@@ -290,20 +294,20 @@ final class TFTPTransfer: ChannelInboundHandler {
                         switch result {
                         case .success:
                             close(fd)
-                            self.phase = .dallying
-                            self.outcome = "complete"
-                            self.sendControl(.ack(block: ack))
+                            this.value.phase = .dallying
+                            this.value.outcome = "complete"
+                            this.value.sendControl(.ack(block: ack))
                             // Stay a moment for a repeated last DATA (our ACK lost), then close.
-                            self.timer?.cancel()
-                            self.timer = loop.scheduleTask(in: .milliseconds(Int64(self.options.timeout * 2000))) { self.finish() }
+                            this.value.timer?.cancel()
+                            this.value.timer = loop.scheduleTask(in: .milliseconds(Int64(this.value.options.timeout * 2000))) { this.value.finish() }
                         case .failure(let error):
-                            self.fail((error as? TFTPFileError)?.description == "exists" ? .fileExists : .diskFull, "cannot store the file")
+                            this.value.fail((error as? TFTPFileError)?.description == "exists" ? .fileExists : .diskFull, "cannot store the file")
                         }
                     }
                 } else if ackDue {
                     written?.whenComplete { result in
-                        if case .failure = result { return self.fail(.diskFull, "cannot store the file") }
-                        self.sendControl(.ack(block: ack))
+                        if case .failure = result { return this.value.fail(.diskFull, "cannot store the file") }
+                        this.value.sendControl(.ack(block: ack))
                     }
                 }
             }
@@ -326,27 +330,11 @@ final class TFTPTransfer: ChannelInboundHandler {
         let last = window.range(of: range.upperBound)
         let span = (offset: first.offset, count: last.offset + last.count - first.offset)
         let blockSize = window.blockSize
-        let emit: ([UInt8]) -> Void = { data in
-            guard self.generation == generation, let context = self.context else { return }
-            var block = range.lowerBound
-            var start = 0
-            while block <= range.upperBound {
-                let count = min(blockSize, max(0, data.count - start))
-                var buffer = context.channel.allocator.buffer(capacity: count + 4)
-                buffer.writeInteger(UInt16(3))
-                buffer.writeInteger(TFTPSendWindow.wire(block))
-                buffer.writeBytes(data[start..<(start + count)])
-                context.write(self.wrapOutboundOut(AddressedEnvelope(remoteAddress: self.client, data: buffer)), promise: nil)
-                start += count
-                block += 1
-            }
-            context.flush()
-            self.armTimer()
-        }
         switch source {
         case .memory(let data):
-            emit(Array(data[min(span.offset, data.count)..<min(span.offset + span.count, data.count)]))
+            emit(Array(data[min(span.offset, data.count)..<min(span.offset + span.count, data.count)]), blocks: range, generation: generation, blockSize: blockSize)
         case .file(let fd):
+            let this = NIOLoopBound(self, eventLoop: context.eventLoop)
             NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) { () throws -> [UInt8] in
                 var data = [UInt8](repeating: 0, count: span.count)
                 let count = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress, span.count, off_t(span.offset)) }
@@ -354,11 +342,30 @@ final class TFTPTransfer: ChannelInboundHandler {
                 return data
             }.whenComplete { result in
                 switch result {
-                case .success(let data): emit(data)
-                case .failure: self.fail(.undefined, "read error (the file changed?)")
+                case .success(let data): this.value.emit(data, blocks: range, generation: generation, blockSize: blockSize)
+                case .failure: this.value.fail(.undefined, "read error (the file changed?)")
                 }
             }
         }
+    }
+
+    /// Sends the blocks of a window read for `generation` (unless a later window replaced it).
+    private func emit(_ data: [UInt8], blocks range: ClosedRange<Int64>, generation: Int, blockSize: Int) {
+        guard self.generation == generation, let context else { return }
+        var block = range.lowerBound
+        var start = 0
+        while block <= range.upperBound {
+            let count = min(blockSize, max(0, data.count - start))
+            var buffer = context.channel.allocator.buffer(capacity: count + 4)
+            buffer.writeInteger(UInt16(3))
+            buffer.writeInteger(TFTPSendWindow.wire(block))
+            buffer.writeBytes(data[start..<(start + count)])
+            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: buffer)), promise: nil)
+            start += count
+            block += 1
+        }
+        context.flush()
+        armTimer()
     }
 
     private func sendControl(_ packet: TFTPPacket) {
@@ -376,7 +383,8 @@ final class TFTPTransfer: ChannelInboundHandler {
         guard let context else { return }
         timer?.cancel()
         if case .dallying = phase { return }
-        timer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(options.timeout * 1000))) { self.timedOut() }
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(options.timeout * 1000))) { this.value.timedOut() }
     }
 
     private func timedOut() {
