@@ -166,7 +166,9 @@ def test_a_reload_changes_limits_on_udp_and_tcp(tmp_path):
     with open(f"{d}/one.zone", "w") as f:
         f.write(ZONE)
     zones = f'{{ origin: one.test., file: "{d}/one.zone" }}'
-    s = Server(config(d, "{ name: public }", zones))
+    # The connection from before the reload lives in a draining worker: give it a grace that
+    # outlasts the test's steps on a slow machine (it is closed before the stop).
+    s = Server(config(d, "{ name: public }", zones).replace("shutdown_grace: 1", "shutdown_grace: 15"))
     port = s.port("echo", "udp")
 
     def udp_answers(count=20):
@@ -193,8 +195,8 @@ def test_a_reload_changes_limits_on_udp_and_tcp(tmp_path):
     first = socket.create_connection(("127.0.0.1", s.port("echo")), timeout=3)
     assert tcp_echo(first) == b"hello\r\n"
 
-    s.write_config(config(d, "{ name: public }", zones).replace("  echo: { port: 0 }",
-                                                                  "  echo: { port: 0, udp_rate: 1, udp_burst: 2, max_connections: 1 }"))
+    s.write_config(config(d, "{ name: public }", zones).replace("shutdown_grace: 1", "shutdown_grace: 15").replace(
+        "  echo: { port: 0 }", "  echo: { port: 0, udp_rate: 1, udp_burst: 2, max_connections: 1 }"))
     s.signal(signal.SIGHUP)
     assert reloaded(s, 1)
     assert udp_answers() <= 3, "udp_rate from the reload is not applied to the UDP sockets"
