@@ -33,6 +33,10 @@ final class TFTPTests: XCTestCase {
         for index in 0..<40 { many += Array("o\(index)".utf8) + [0, 0x31, 0] }
         XCTAssertThrowsError(try TFTPPacket.decode(many))
         XCTAssertThrowsError(try TFTPPacket.decode([0, 1] + [UInt8](repeating: 0x61, count: 600) + [0] + Array("octet".utf8) + [0]))
+        // Options that are not UTF-8 are ignored (re-encoding them would change their bytes).
+        XCTAssertEqual(try TFTPPacket.decode([0, 2, 0] + Array("octet".utf8) + [0, 0xff, 0xfe, 0, 0x31, 0] + Array("tsize".utf8) + [0, 0x35, 0]),
+                       .writeRequest(file: [], mode: "octet", options: [TFTPOption(name: "tsize", value: "5")]))
+        XCTAssertThrowsError(try TFTPPacket.decode([0, 1, 0x66, 0, 0xff, 0]), "a mode that is not text")
     }
 
     func testOptionNegotiation() {

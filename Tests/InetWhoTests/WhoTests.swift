@@ -102,6 +102,7 @@ final class IdentTests: XCTestCase {
     func testSocketTable() {
         let rows = SocketTable.parse(Substring(Self.table))
         XCTAssertEqual(rows.count, 3)
+        XCTAssertTrue(SocketTable.parse("   0: 0100007F:-F90 0100007F:D431 01\n   1: +100007F:1F90 0100007F:D431 01\n").isEmpty, "signs are not hex digits")
         let local = SocketTable.Endpoint(address: [127, 0, 0, 1], port: 0x1F90)
         XCTAssertTrue(SocketTable.contains(rows, local: local, remote: .init(address: [127, 0, 0, 1], port: 0xD431)))
         XCTAssertFalse(SocketTable.contains(rows, local: local, remote: .init(address: [127, 0, 0, 2], port: 0xD431)), "another asker")

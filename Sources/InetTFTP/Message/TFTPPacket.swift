@@ -27,11 +27,14 @@ public enum TFTPPacket: Equatable, Sendable {
             let strings = try Self.strings(bytes[2...])
             guard strings.count >= 2 else { throw .malformed("a request needs a file name and a mode") }
             guard strings.count % 2 == 0, strings.count / 2 - 1 <= maximumOptions else { throw .malformed("options come in name/value pairs, at most \(maximumOptions)") }
-            let mode = String(decoding: strings[1], as: UTF8.self).lowercased()
+            guard let mode = Self.text(strings[1]).map(Self.asciiLowercased) else { throw .malformed("the mode is not text") }
             var options: [TFTPOption] = []
             var index = 2
             while index + 1 < strings.count {
-                options.append(TFTPOption(name: String(decoding: strings[index], as: UTF8.self).lowercased(), value: String(decoding: strings[index + 1], as: UTF8.self)))
+                // An option that is not text is no option this side knows: ignored (RFC 2347).
+                if let name = Self.text(strings[index]), let value = Self.text(strings[index + 1]) {
+                    options.append(TFTPOption(name: Self.asciiLowercased(name), value: value))
+                }
                 index += 2
             }
             return opcode == 1 ? .readRequest(file: strings[0], mode: mode, options: options) : .writeRequest(file: strings[0], mode: mode, options: options)
@@ -45,12 +48,24 @@ public enum TFTPPacket: Equatable, Sendable {
         case 6:
             let strings = try Self.strings(bytes[2...])
             guard strings.count % 2 == 0, strings.count / 2 <= maximumOptions else { throw .malformed("an OACK holds name/value pairs") }
-            return .optionAck(stride(from: 0, to: strings.count, by: 2).map {
-                TFTPOption(name: String(decoding: strings[$0], as: UTF8.self).lowercased(), value: String(decoding: strings[$0 + 1], as: UTF8.self))
+            return .optionAck(stride(from: 0, to: strings.count, by: 2).compactMap { index in
+                guard let name = Self.text(strings[index]), let value = Self.text(strings[index + 1]) else { return nil }
+                return TFTPOption(name: Self.asciiLowercased(name), value: value)
             })
         default:
             throw .unknownOpcode(opcode)
         }
+    }
+
+    /// The bytes as a string when they are valid UTF-8 (so encoding gives the same bytes back).
+    static func text(_ bytes: [UInt8]) -> String? {
+        let string = String(decoding: bytes, as: UTF8.self)
+        return Array(string.utf8) == bytes ? string : nil
+    }
+
+    /// Lower case for ASCII letters only (Unicode lowercasing can change a string's length).
+    static func asciiLowercased(_ text: String) -> String {
+        String(decoding: text.utf8.map { $0 >= 0x41 && $0 <= 0x5a ? $0 + 0x20 : $0 }, as: UTF8.self)
     }
 
     /// NUL-terminated strings; each at most 512 bytes (a name or an option, never a payload).

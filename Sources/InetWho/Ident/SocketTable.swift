@@ -43,7 +43,8 @@ public enum SocketTable {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 4, fields[0].hasSuffix(":"),
                   let local = endpoint(fields[1]), let remote = endpoint(fields[2]),
-                  fields[3].count <= 2, let state = Int(fields[3], radix: 16) else { continue }
+                  fields[3].count <= 2, fields[3].utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x46) }),
+                  let state = Int(fields[3], radix: 16) else { continue }
             connections.append(Connection(local: local, remote: remote, state: state))
         }
         return connections
@@ -53,7 +54,9 @@ public enum SocketTable {
     /// machine's byte order), then the port in hex.
     static func endpoint(_ field: Substring) -> Endpoint? {
         let parts = field.split(separator: ":", omittingEmptySubsequences: false)
+        // Hex digits only: Int(_:radix:) would also take a sign ("-F90" is a port of -3984).
         guard parts.count == 2, parts[0].count == 8 || parts[0].count == 32, parts[1].count == 4,
+              field.utf8.allSatisfy({ $0 == UInt8(ascii: ":") || ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x46) || ($0 >= 0x61 && $0 <= 0x66) }),
               let port = Int(parts[1], radix: 16) else { return nil }
         var bytes: [UInt8] = []
         var index = parts[0].startIndex
