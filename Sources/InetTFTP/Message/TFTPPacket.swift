@@ -48,10 +48,12 @@ public enum TFTPPacket: Equatable, Sendable {
         case 6:
             let strings = try Self.strings(bytes[2...])
             guard strings.count % 2 == 0, strings.count / 2 <= maximumOptions else { throw .malformed("an OACK holds name/value pairs") }
-            return .optionAck(stride(from: 0, to: strings.count, by: 2).compactMap { index in
+            let options: [TFTPOption] = stride(from: 0, to: strings.count, by: 2).compactMap { index in
                 guard let name = Self.text(strings[index]), let value = Self.text(strings[index + 1]) else { return nil }
                 return TFTPOption(name: Self.asciiLowercased(name), value: value)
-            })
+            }
+            guard !options.isEmpty else { throw .malformed("an OACK names no option") }
+            return .optionAck(options)
         default:
             throw .unknownOpcode(opcode)
         }
