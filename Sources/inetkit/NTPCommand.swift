@@ -34,7 +34,7 @@ struct NTPCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...4).contains(version) else { throw ValidationError("--version must be 1...4") }
-        guard timeout > 0, attempts >= 1 else { throw ValidationError("--timeout must be positive, --attempts at least 1") }
+        guard timeout > 0, timeout <= 3600, attempts >= 1, attempts <= 1000 else { throw ValidationError("--timeout must be 0...3600 s, --attempts 1...1000") }
         guard concurrency >= 1, concurrency <= 100_000 else { throw ValidationError("--concurrency must be 1...100000") }
         if let count { guard count >= 1 else { throw ValidationError("--count must be at least 1") } }
     }

@@ -48,7 +48,7 @@ struct TFTPCommand: AsyncParsableCommand {
         guard verb == "get" || verb == "put" else { throw ValidationError("the first argument is get or put") }
         if let blksize { guard (8...65_464).contains(blksize) else { throw ValidationError("--blksize must be 8...65464") } }
         if let windowsize { guard (1...65_535).contains(windowsize) else { throw ValidationError("--windowsize must be 1...65535") } }
-        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be 0...3600 s") }
     }
 
     func run() async throws {

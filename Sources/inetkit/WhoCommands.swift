@@ -19,6 +19,11 @@ struct FingerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds to wait for the answer.")
     var timeout = 5.0
 
+    func validate() throws {
+        // The seconds become nanoseconds in an Int64: bounded before they do.
+        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be 0...3600 s") }
+    }
+
     @Option(name: .long, help: "Port offset for a host without a port (default: 0 if this process may bind ports < 1024, else 10000).")
     var portOffset: Int?
 
@@ -57,6 +62,11 @@ struct IdentCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Seconds to wait for the answer.")
     var timeout = 5.0
+
+    func validate() throws {
+        // The seconds become nanoseconds in an Int64: bounded before they do.
+        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be 0...3600 s") }
+    }
 
     @Option(name: .long, help: "Port offset for a host without a port (default: 0 if this process may bind ports < 1024, else 10000).")
     var portOffset: Int?
