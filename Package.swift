@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "InetNTP", targets: ["InetNTP"]),
         .library(name: "InetWho", targets: ["InetWho"]),
         .library(name: "InetTFTP", targets: ["InetTFTP"]),
+        .library(name: "InetSyslog", targets: ["InetSyslog"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -214,6 +215,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "InetSyslog",
+            dependencies: [
+                "InetCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InetSyslogTests",
+            dependencies: ["InetSyslog", "InetCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "InetTFTPTests",
             dependencies: ["InetTFTP", "InetCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
@@ -262,6 +279,7 @@ let package = Package(
                 "InetWho",
                 "InetTLS",
                 "InetTFTP",
+                "InetSyslog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -309,7 +327,7 @@ let package = Package(
         .target(
             name: "InetFuzzHarness",
             dependencies: [
-                "InetCore", "InetSimple", "InetHTTP", "InetDNS", "InetMail", "InetSNMP", "InetFTP", "InetLine", "InetNTP", "InetWho", "InetTFTP",
+                "InetCore", "InetSimple", "InetHTTP", "InetDNS", "InetMail", "InetSNMP", "InetFTP", "InetLine", "InetNTP", "InetWho", "InetTFTP", "InetSyslog",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -342,6 +360,7 @@ let package = Package(
                 "InetWho",
                 "InetTLS",
                 "InetTFTP",
+                "InetSyslog",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -136,7 +136,7 @@ final class RefuseConnectionHandler: ChannelInboundHandler {
 
 extension SocketAddress {
     /// `ip:port` with brackets for IPv6; for logs.
-    var logDescription: String {
+    public var logDescription: String {
         guard let ip = ipAddress, let port else { return "\(self)" }
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }

@@ -168,6 +168,7 @@ public final class InetHost: Sendable {
         // (Each listener let its last accepted connections finish their setup before it
         // closed: they are counted below.)
         listenersClosed()
+        for runtime in runtimes { runtime.settings.service.drainConnections() }
         let open = openConnections
         if open > 0 {
             logger.info("waiting for open connections to finish", metadata: ["connections": "\(open)", "grace_s": "\(grace)"])
@@ -181,6 +182,7 @@ public final class InetHost: Sendable {
             logger.notice("grace period over: closing open connections", metadata: ["connections": "\(left)"])
             for runtime in runtimes { await runtime.closeConnections() }
         }
+        for runtime in runtimes { await runtime.finishService() }
         if summary { logSummary() }
     }
 

@@ -31,6 +31,14 @@ public protocol InetService: Sendable {
     /// Called before the service's listeners are bound (e.g. to create its folders). An error
     /// stops the start, or the enabling on reload, like a port that cannot be bound.
     func prepare() throws
+
+    /// Called at shutdown once the listeners are closed, before the host waits for open
+    /// connections: a service whose clients keep connections open for good (syslog senders)
+    /// ends them itself once they have gone quiet. By default nothing.
+    func drainConnections()
+
+    /// Called last at shutdown, once every connection is closed: write out what is buffered.
+    func finish() async
 }
 
 extension InetService {
@@ -55,6 +63,10 @@ extension InetService {
     }
 
     public func prepare() throws {}
+
+    public func drainConnections() {}
+
+    public func finish() async {}
 }
 
 /// A service whose connections each run as an async task (e.g. HTTP on Hummingbird), instead
@@ -97,6 +109,9 @@ public struct ServiceDescriptor: Sendable {
     /// suit it (an SNMP walk sends one request per variable). `limits:` in the file and the
     /// service's own keys still win.
     public var defaultUDPRate: (rate: Double, burst: Double)?
+    /// The service's own `idle_timeout` default, when the host's (300 s) does not suit it
+    /// (syslog senders keep a connection open and idle for hours).
+    public var defaultIdleTimeout: Double?
     /// Another service whose options this one takes for the keys its own map does not give
     /// (SMTPS those of SMTP): the same sessions on another port.
     public var inheritsOptionsOf: String?
@@ -111,6 +126,7 @@ public struct ServiceDescriptor: Sendable {
         summary: String,
         enabledByDefault: @escaping @Sendable (ConfigReader?) -> Bool = { _ in true },
         defaultUDPRate: (rate: Double, burst: Double)? = nil,
+        defaultIdleTimeout: Double? = nil,
         inheritsOptionsOf: String? = nil,
         make: @escaping @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
     ) {
@@ -121,6 +137,7 @@ public struct ServiceDescriptor: Sendable {
         self.summary = summary
         self.enabledByDefault = enabledByDefault
         self.defaultUDPRate = defaultUDPRate
+        self.defaultIdleTimeout = defaultIdleTimeout
         self.inheritsOptionsOf = inheritsOptionsOf
         self.make = make
     }

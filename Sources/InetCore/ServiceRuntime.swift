@@ -183,11 +183,20 @@ final class ServiceRuntime: Sendable {
         if !current.isEmpty { directory.listenersChanged() }
     }
 
-    /// Closes every open connection now.
+    /// Closes every open connection now, and waits until each has gone through its handlers'
+    /// close (a syslog connection stores its last message then).
     func closeConnections() async {
         let open = connections.withLockedValue { Array($0.values) }
         for channel in open {
             try? await channel.close()
         }
+        for channel in open {
+            try? await channel.closeFuture.get()
+        }
+    }
+
+    /// The service's last word at shutdown (e.g. syslog syncs its files).
+    func finishService() async {
+        await settings.service.finish()
     }
 }

@@ -11,7 +11,8 @@ public struct WorkerGroup: Equatable, Sendable {
 
 public enum WorkerGroups {
     /// Each protocol family in a worker of its own: the simple services together, HTTP with
-    /// HTTPS, DNS, SMTP with POP3, FTP, SNMP, NTP, finger with ident.
+    /// HTTPS, DNS, SMTP with POP3 (and their TLS ports), FTP with FTPS, SNMP, NTP, finger with
+    /// ident, TFTP, syslog.
     public static let defaults: [WorkerGroup] = [
         WorkerGroup(name: "simple", services: ["echo", "discard", "daytime", "qotd", "chargen", "time"]),
         WorkerGroup(name: "http", services: ["http", "https"]),
@@ -22,6 +23,7 @@ public enum WorkerGroups {
         WorkerGroup(name: "ntp", services: ["ntp"]),
         WorkerGroup(name: "who", services: ["finger", "ident"]),
         WorkerGroup(name: "tftp", services: ["tftp"]),
+        WorkerGroup(name: "syslog", services: ["syslog"]),
     ]
 
     /// The workers for the services that run: the defaults regrouped by `workers:`, each

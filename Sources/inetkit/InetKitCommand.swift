@@ -24,6 +24,7 @@ struct InetKitCommand: AsyncParsableCommand {
             NTPCommand.self,
             FingerCommand.self, IdentCommand.self,
             TFTPCommand.self,
+            SyslogCommand.self,
         ]
     )
 }

@@ -5,6 +5,7 @@ import InetDNS
 import InetLine
 import InetNTP
 import InetTFTP
+import InetSyslog
 import InetWho
 import InetSNMP
 import InetSimple
@@ -20,7 +21,7 @@ struct ProbeCommand: AsyncParsableCommand {
             The simple services on TCP and UDP; FTP, SMTP and POP3 by their greeting; HTTP by a HEAD request; \
             DNS by an SOA query for inetkit.test; SNMP by a GET of sysUpTime.0 with the community public; \
             NTP by a client request; finger by an empty query; ident by a query for a connection that does not exist; \
-            HTTPS, SMTPS, POP3S and FTPS like their plain siblings, over TLS (the certificate is not checked); TFTP by a read of a file that does not exist.
+            HTTPS, SMTPS, POP3S and FTPS like their plain siblings, over TLS (the certificate is not checked); TFTP by a read of a file that does not exist; syslog by one debug message over TCP (stored, app inetkit-probe).
             """)
 
     @Option(name: .long, help: "Seconds to wait for each answer.")
@@ -101,6 +102,7 @@ struct ProbeCommand: AsyncParsableCommand {
             ("ftp", 21, .tcp), ("smtp", 25, .tcp), ("dns", 53, .udp), ("http", 80, .tcp), ("pop3", 110, .tcp), ("snmp", 161, .udp),
             ("ntp", 123, .udp), ("finger", 79, .tcp), ("ident", 113, .tcp),
             ("https", 443, .tcp), ("smtps", 465, .tcp), ("pop3s", 995, .tcp), ("ftps", 990, .tcp), ("tftp", 69, .udp),
+            ("syslog", 514, .tcp),
         ]
         var probes: [ProtocolProbe] = []
         for host in hosts {
@@ -166,6 +168,18 @@ struct ProbeCommand: AsyncParsableCommand {
                 } catch let error as TFTPClientError where error.description.hasPrefix("server error") {
                     return "answers: " + error.description.dropFirst("server ".count).replacingOccurrences(of: ":", with: "")
                 }
+            }.value
+        case "syslog":
+            // syslog never answers: send one message over TCP and wait until the server has
+            // read it and closed (the message is stored, from app inetkit-probe).
+            return try await Task.detached {
+                let client = try SyslogClient(host: probe.host, port: probe.port, transport: .tcp(octetCounting: true), timeout: timeout)
+                var header = SyslogClient.Header()
+                header.app = "inetkit-probe"
+                header.severity = 7
+                try client.send("probe", header: header)
+                try client.finish()
+                return "took a message over TCP"
             }.value
         case "finger":
             let answer = try await QueryClient.ask(host: probe.host, port: probe.port, query: "", timeout: timeout, limit: 4096)

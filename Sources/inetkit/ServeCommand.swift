@@ -5,6 +5,7 @@ import InetFTP
 import InetHTTP
 import InetMail
 import InetNTP
+import InetSyslog
 import InetTFTP
 import InetWho
 import InetSNMP
@@ -25,7 +26,7 @@ let serviceCatalog: [ServiceDescriptor] = SimpleServices.catalog + [
     FTPService.descriptor, SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor,
     HTTPSService.descriptor, NTPService.descriptor, FingerService.descriptor, IdentService.descriptor,
     SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor, FTPService.implicitTLSDescriptor,
-    TFTPService.descriptor,
+    TFTPService.descriptor, SyslogService.descriptor,
 ]
 
 struct ServeCommand: AsyncParsableCommand {
@@ -33,7 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the host: every enabled service on its TCP and UDP ports, until SIGTERM or SIGINT.",
         discussion: """
-            With no options it serves echo, discard, daytime, qotd, chargen, time, ftp, smtp, dns, http, pop3, snmp, ntp, finger, ident, https, smtps, pop3s, ftps and tftp \
+            With no options it serves echo, discard, daytime, qotd, chargen, time, ftp, smtp, dns, http, pop3, snmp, ntp, finger, ident, https, smtps, pop3s, ftps, tftp and syslog \
             (TLS with the certificate of the config, or one generated into <data_dir>/tls/ on first start) on 127.0.0.1 and ::1, \
             on their well-known ports when this process may bind them, else on port + 10000. \
             This process binds every listener and serves nothing itself: each protocol family runs in \

@@ -2,6 +2,7 @@ import InetCore
 import InetFTP
 import InetMail
 import InetNTP
+import InetSyslog
 import InetTFTP
 import InetTLS
 import InetWho
@@ -227,15 +228,19 @@ final class ShippedFilesTests: XCTestCase {
         let catalog = SimpleServices.catalog + [FTPService.descriptor, SMTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor,
                                                 NTPService.descriptor, FingerService.descriptor, IdentService.descriptor,
                                                 SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor, FTPService.implicitTLSDescriptor,
-                                                TFTPService.descriptor]
+                                                TFTPService.descriptor, SyslogService.descriptor]
         var config = try HostConfig.parse(yaml: text, file: path, catalog: catalog)
         XCTAssertEqual(config.dataDirectory, "/var/lib/inetkit")
         // What `inetkit serve` does first: the generated certificate in the data folder.
         config.dataDirectory = NSTemporaryDirectory() + "inetkit-contrib-\(getpid())"
         _ = try DefaultCertificate.ensure(dataDirectory: config.dataDirectory, names: ["localhost"])
         let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: true)
-        XCTAssertEqual(plan.services.filter(\.enabled).count, 17)
+        XCTAssertEqual(plan.services.filter(\.enabled).count, 18)
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "chargen" }?.limits.udpRate, 10)
+        let syslog = try XCTUnwrap(plan.services.first { $0.descriptor.name == "syslog" })
+        XCTAssertEqual(syslog.limits.udpRate, 0, "syslog answers nothing: no per-source limit by default")
+        XCTAssertEqual(syslog.limits.idleTimeout, 86_400)
+        XCTAssertEqual((syslog.service as? SyslogService)?.store.settings.directory, config.dataDirectory + "/syslog")
         XCTAssertEqual(config.limits, Limits(), "the example shows the defaults")
     }
 }

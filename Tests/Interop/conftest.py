@@ -11,7 +11,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVICES = ["echo", "discard", "daytime", "qotd", "chargen", "time"]
-ALL_SERVICES = SERVICES + ["ftp", "smtp", "dns", "http", "pop3", "snmp", "ntp", "finger", "ident", "https", "smtps", "pop3s", "ftps", "tftp"]
+ALL_SERVICES = SERVICES + ["ftp", "smtp", "dns", "http", "pop3", "snmp", "ntp", "finger", "ident", "https", "smtps", "pop3s", "ftps", "tftp", "syslog"]
 
 
 def inetkit_binary():

@@ -112,7 +112,7 @@ def test_sighup_reloads_services_and_keeps_old_config_when_new_one_is_bad():
 
 
 def test_sighup_enables_and_disables_services_from_the_file():
-    base = "bind: [127.0.0.1]\nshutdown_grace: 1\nservices:\n  echo: { port: 0 }\n  daytime: { port: 0, enabled: false }\n  discard: { enabled: false }\n  qotd: { enabled: false }\n  chargen: { enabled: false }\n  time: { enabled: false }\n  http: { enabled: false }\n  dns: { enabled: false }\n  smtp: { enabled: false }\n  pop3: { enabled: false }\n  snmp: { enabled: false }\n  ftp: { enabled: false }\n  ntp: { enabled: false }\n  finger: { enabled: false }\n  ident: { enabled: false }\n  https: { enabled: false }\n  smtps: { enabled: false }\n  pop3s: { enabled: false }\n  ftps: { enabled: false }\n  tftp: { enabled: false }\n"
+    base = "bind: [127.0.0.1]\nshutdown_grace: 1\nservices:\n  echo: { port: 0 }\n  daytime: { port: 0, enabled: false }\n  discard: { enabled: false }\n  qotd: { enabled: false }\n  chargen: { enabled: false }\n  time: { enabled: false }\n  http: { enabled: false }\n  dns: { enabled: false }\n  smtp: { enabled: false }\n  pop3: { enabled: false }\n  snmp: { enabled: false }\n  ftp: { enabled: false }\n  ntp: { enabled: false }\n  finger: { enabled: false }\n  ident: { enabled: false }\n  https: { enabled: false }\n  smtps: { enabled: false }\n  pop3s: { enabled: false }\n  ftps: { enabled: false }\n  tftp: { enabled: false }\n  syslog: { enabled: false }\n"
     s = Server(base)
     assert set(s.ports) == {"echo"}
     echo_port = s.port("echo")
@@ -239,7 +239,7 @@ def test_probe_lists_every_service_and_transport(server):
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [line.split() for line in out.stdout.splitlines()[1:]]
     # The six simple services on TCP and UDP, then each protocol service by its own question.
-    assert len(rows) == 12 + 14, out.stdout
+    assert len(rows) == 12 + 15, out.stdout
     assert all(row[4] == "up" for row in rows), out.stdout
     details = {row[1]: " ".join(row[7:]) for row in rows[12:]}
     assert details["ftp"].startswith("220") and details["smtp"].startswith("220") and details["pop3"].startswith("+OK")
@@ -249,6 +249,7 @@ def test_probe_lists_every_service_and_transport(server):
     assert details["ident"].endswith(": ERROR : NO-USER"), details
     assert details["https"].startswith("HTTP/1.1 200") and details["smtps"].startswith("220") and details["ftps"].startswith("220")
     assert details["pop3s"].startswith("+OK") and details["tftp"] == "answers: error 1 file not found", details
+    assert details["syslog"] == "took a message over TCP", details
 
 
 def rss_kib(pid):

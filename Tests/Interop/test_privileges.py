@@ -87,6 +87,7 @@ services:
   pop3s: {{ port: 0 }}
   ftps: {{ port: 0 }}
   tftp: {{ port: 0 }}
+  syslog: {{ port: 0 }}
   ftp:
     port: 0
     root: {d}/ftp
@@ -95,7 +96,7 @@ services:
     s = Server(config, env={"INETKIT_WORKERS_AS_ROOT": "0", "SUDO_UID": "", "SUDO_GID": ""})
     try:
         workers = workers_of(s.proc.pid)
-        assert len(workers) == 9, workers
+        assert len(workers) == 10, workers
         for pid in workers:
             uids, gids, groups = credentials(pid)
             assert uids == [user.pw_uid] * 4, (pid, uids)

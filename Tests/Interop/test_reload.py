@@ -55,6 +55,7 @@ services:
   pop3s: {{ enabled: false }}
   ftps: {{ enabled: false }}
   tftp: {{ enabled: false }}
+  syslog: {{ enabled: false }}
   daytime: {{ port: 0 }}
   http: {{ port: 0 }}
   snmp:

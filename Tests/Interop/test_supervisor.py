@@ -152,7 +152,7 @@ def test_one_worker_per_family_each_on_inherited_sockets():
     s = Server(all_on_port_zero())
     try:
         workers = children(s.proc.pid)
-        assert set(workers) == {"echo,discard,daytime,qotd,chargen,time", "http,https", "dns", "smtp,pop3,smtps,pop3s", "ftp,ftps", "snmp", "ntp", "finger,ident", "tftp"}, workers
+        assert set(workers) == {"echo,discard,daytime,qotd,chargen,time", "http,https", "dns", "smtp,pop3,smtps,pop3s", "ftp,ftps", "snmp", "ntp", "finger,ident", "tftp", "syslog"}, workers
         # The supervisor parses nothing: it holds listening sockets only.
         with open(f"/proc/{s.proc.pid}/net/tcp") as f:
             assert f.read()  # readable at all

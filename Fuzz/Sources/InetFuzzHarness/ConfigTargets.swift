@@ -5,6 +5,7 @@ import InetFTP
 import InetHTTP
 import InetMail
 import InetNTP
+import InetSyslog
 import InetTFTP
 import InetWho
 import InetSNMP
@@ -15,6 +16,7 @@ enum ConfigTargets {
         FTPService.descriptor, SMTPService.descriptor, DNSService.descriptor, HTTPService.descriptor, POP3Service.descriptor,
         SNMPService.descriptor, HTTPSService.descriptor, NTPService.descriptor, FingerService.descriptor, IdentService.descriptor,
         SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor, FTPService.implicitTLSDescriptor, TFTPService.descriptor,
+        SyslogService.descriptor,
     ]
 
     /// The YAML configuration: parsed, checked against the catalog, and made into a plan (every

@@ -36,6 +36,7 @@ public enum FuzzTargets {
         SimpleTargets.datagram,
         TimeWhoTargets.ntp, TimeWhoTargets.finger, TimeWhoTargets.ident,
         TFTPTargets.packet,
+        SyslogTargets.message,
     ] + SessionTargets.all
 
     public static func named(_ name: String) -> FuzzTarget? {

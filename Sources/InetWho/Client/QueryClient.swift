@@ -22,7 +22,9 @@ public enum QueryClient {
                 }
                 .connect(host: host, port: port).get()
         } catch {
-            throw QueryClientError("cannot connect to \(host):\(port): \(error)")
+            let failure = QueryClientError("cannot connect to \(host):\(port): \(error)")
+            collector.finish(.failure(failure))  // (a promise must not die unfulfilled)
+            throw failure
         }
         let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) {
             collector.finish(.failure(QueryClientError("no complete answer from \(host):\(port) within \(timeout) s")))
