@@ -246,6 +246,7 @@ public struct HostPlan: Sendable {
                 if !config.limitKeys.contains("udp_burst") { limits.udpBurst = rate.burst }
             }
             if let idle = descriptor.defaultIdleTimeout, !config.limitKeys.contains("idle_timeout") { limits.idleTimeout = idle }
+            if let buffer = descriptor.defaultUDPReceiveBuffer, !config.limitKeys.contains("udp_receive_buffer") { limits.udpReceiveBuffer = buffer }
             if let reader { limits = try limits.overridden(by: reader) }
             var serviceReader = reader
             if let sibling = descriptor.inheritsOptionsOf, let base = config.services[sibling] {

@@ -397,8 +397,18 @@ public final class InetHost: Sendable {
                             limiter: runtime.udpLimiter, logger: logger))
                     }
                 }
+            // (An inherited socket has the buffer the supervisor gave it.)
             if let descriptor { return try await datagrams.withBoundSocket(descriptor).get() }
-            return try await datagrams.bind(host: host, port: port).get()
+            let channel = try await datagrams.bind(host: host, port: port).get()
+            if limits.udpReceiveBuffer > 0, let socket = channel as? any SocketOptionProvider {
+                let size = CInt(clamping: limits.udpReceiveBuffer)
+                do {
+                    try await socket.unsafeSetSocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_RCVBUFFORCE), value: size).get()
+                } catch {
+                    try? await socket.unsafeSetSocketOption(level: .socket, name: .so_rcvbuf, value: size).get()
+                }
+            }
+            return channel
         }
     }
 

@@ -112,6 +112,9 @@ public struct ServiceDescriptor: Sendable {
     /// The service's own `idle_timeout` default, when the host's (300 s) does not suit it
     /// (syslog senders keep a connection open and idle for hours).
     public var defaultIdleTimeout: Double?
+    /// The service's own `udp_receive_buffer` default (syslog: senders burst and are never asked
+    /// to slow down).
+    public var defaultUDPReceiveBuffer: Int?
     /// Another service whose options this one takes for the keys its own map does not give
     /// (SMTPS those of SMTP): the same sessions on another port.
     public var inheritsOptionsOf: String?
@@ -127,6 +130,7 @@ public struct ServiceDescriptor: Sendable {
         enabledByDefault: @escaping @Sendable (ConfigReader?) -> Bool = { _ in true },
         defaultUDPRate: (rate: Double, burst: Double)? = nil,
         defaultIdleTimeout: Double? = nil,
+        defaultUDPReceiveBuffer: Int? = nil,
         inheritsOptionsOf: String? = nil,
         make: @escaping @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
     ) {
@@ -138,6 +142,7 @@ public struct ServiceDescriptor: Sendable {
         self.enabledByDefault = enabledByDefault
         self.defaultUDPRate = defaultUDPRate
         self.defaultIdleTimeout = defaultIdleTimeout
+        self.defaultUDPReceiveBuffer = defaultUDPReceiveBuffer
         self.inheritsOptionsOf = inheritsOptionsOf
         self.make = make
     }

@@ -17,10 +17,14 @@ public struct Limits: Sendable, Equatable {
     /// peer before the service stops answering and stops reading it (the channel's write
     /// buffer high-water mark; reading resumes below half of it).
     public var maxPendingOutput: Int = 256 * 1024
+    /// `udp_receive_buffer`: bytes of datagrams the kernel may hold for a UDP socket before it
+    /// drops (SO_RCVBUF; 0 = the system's default). Set with SO_RCVBUFFORCE where the process
+    /// may (the supervisor, as root), else capped by net.core.rmem_max.
+    public var udpReceiveBuffer: Int = 0
 
     public init() {}
 
-    static let keys: Set<String> = ["max_connections", "idle_timeout", "udp_rate", "udp_burst", "udp_max_sources", "max_datagram", "max_pending_output"]
+    static let keys: Set<String> = ["max_connections", "idle_timeout", "udp_rate", "udp_burst", "udp_max_sources", "max_datagram", "max_pending_output", "udp_receive_buffer"]
 
     /// Applies whatever limit keys `reader` holds on top of `self`.
     func overridden(by reader: ConfigReader) throws(ConfigError) -> Limits {
@@ -32,6 +36,7 @@ public struct Limits: Sendable, Equatable {
         if let value = try reader.int("udp_max_sources", range: 16...10_000_000) { limits.udpMaxSources = value }
         if let value = try reader.int("max_datagram", range: 512...65_536) { limits.maxDatagram = value }
         if let value = try reader.int("max_pending_output", range: 4096...(64 << 20)) { limits.maxPendingOutput = value }
+        if let value = try reader.int("udp_receive_buffer", range: 0...(1 << 30)) { limits.udpReceiveBuffer = value }
         return limits
     }
 }

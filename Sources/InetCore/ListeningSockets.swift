@@ -101,7 +101,7 @@ public enum SocketBinder {
     public static let backlog: Int32 = 511
 
     /// One socket, bound (and listening for TCP). Port 0 picks a free port.
-    public static func bind(service: String, transport: Transport, address: BindAddress, port: Int) throws(BindError) -> ListeningSocket {
+    public static func bind(service: String, transport: Transport, address: BindAddress, port: Int, receiveBuffer: Int = 0) throws(BindError) -> ListeningSocket {
         func failure(_ what: String, _ code: Int32) -> BindError {
             var reason = String(cString: strerror(code))
             if code == EACCES { reason += " (ports below 1024 need root or CAP_NET_BIND_SERVICE; try --port-offset 10000)" }
@@ -123,6 +123,7 @@ public enum SocketBinder {
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if transport == .udp { _ = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        if transport == .udp, receiveBuffer > 0 { setReceiveBuffer(fd, receiveBuffer) }
         if family == AF_INET6 { _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
         let bound = socketAddress.withSockAddr { pointer, length in Glibc.bind(fd, pointer, socklen_t(length)) }
         if bound != 0 {
@@ -145,7 +146,20 @@ public enum SocketBinder {
     /// Every socket of one service: each transport on every address, one port for all (with
     /// port 0 the first picks it and the rest follow, retried when another program holds it
     /// on the other transport or address), and `udpSockets` sockets per UDP address.
-    public static func bind(service: String, transports: [Transport], port: Int, addresses: [BindAddress], udpSockets: Int) throws(BindError) -> [ListeningSocket] {
+    /// SO_RCVBUFFORCE where permitted (root), else SO_RCVBUF (capped by net.core.rmem_max); never
+    /// lowers what the socket already has.
+    public static func setReceiveBuffer(_ fd: Int32, _ bytes: Int) {
+        var current: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        // (The kernel reports twice what was asked, its bookkeeping included.)
+        if getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &current, &length) == 0, Int(current) / 2 >= bytes { return }
+        var wanted = Int32(clamping: bytes)
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &wanted, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &wanted, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    public static func bind(service: String, transports: [Transport], port: Int, addresses: [BindAddress], udpSockets: Int, receiveBuffer: Int = 0) throws(BindError) -> [ListeningSocket] {
         var attempt = 0
         while true {
             attempt += 1
@@ -154,12 +168,12 @@ public enum SocketBinder {
             do {
                 for transport in transports {
                     for address in addresses {
-                        let first = try bind(service: service, transport: transport, address: address, port: chosen)
+                        let first = try bind(service: service, transport: transport, address: address, port: chosen, receiveBuffer: receiveBuffer)
                         bound.append(first)
                         chosen = first.port
                         if transport == .udp {
                             for _ in 1..<max(1, udpSockets) {
-                                bound.append(try bind(service: service, transport: .udp, address: address, port: chosen))
+                                bound.append(try bind(service: service, transport: .udp, address: address, port: chosen, receiveBuffer: receiveBuffer))
                             }
                         }
                     }

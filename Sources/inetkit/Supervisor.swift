@@ -723,7 +723,8 @@ final class Supervisor {
                     kept += matches
                 } else {
                     fresh += try SocketBinder.bind(service: name, transports: planned.transports, port: planned.port,
-                                                   addresses: addresses, udpSockets: HostSetup.udpSocketsPerAddress)
+                                                   addresses: addresses, udpSockets: HostSetup.udpSocketsPerAddress,
+                                                   receiveBuffer: planned.limits.udpReceiveBuffer)
                 }
             }
         } catch {

@@ -201,19 +201,20 @@ final class SyslogStoreTests: XCTestCase {
         return path
     }
 
-    func line(_ n: Int, size: Int = 100) -> [UInt8] {
-        var text = Array("{\"n\":\(n),\"pad\":\"".utf8)
-        text += [UInt8](repeating: 0x61, count: max(0, size - text.count - 3))
-        return text + Array("\"}\n".utf8)
+    /// A 100-byte message `<13>1 - h app - - - n=NNNN aaaa…`.
+    func message(_ n: Int) -> SyslogStore.Message {
+        var text = Array("<13>1 - h app - - - n=\(String(format: "%04d", n)) ".utf8)
+        text += [UInt8](repeating: 0x61, count: 100 - text.count)
+        return SyslogStore.Message(bytes: text, length: text.count, peer: .text("127.0.0.1:9"), tcp: true)
     }
 
     func testLinesLandInTheDaysFileAndRotateUnderTheCap() async throws {
         var settings = SyslogStore.Settings(directory: folder())
-        settings.rotateBytes = 10_000
-        settings.maximumTotalBytes = 35_000
+        settings.rotateBytes = 20_000
+        settings.maximumTotalBytes = 70_000
         let store = SyslogStore(settings)
         for n in 0..<1000 {
-            XCTAssertNotEqual(store.append(line(n), count: 1, mustKeep: true), .dropped)
+            XCTAssertNotEqual(store.append([message(n)]), .dropped)
             if n % 50 == 0 { await store.flush() }
         }
         await store.flush()
@@ -228,7 +229,8 @@ final class SyslogStoreTests: XCTestCase {
             total += data.count
             for text in String(decoding: data, as: UTF8.self).split(separator: "\n") {
                 let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
-                numbers.append(object["n"] as! Int)
+                let text = try XCTUnwrap(object["message"] as? String)
+                numbers.append(Int(text.split(separator: " ")[0].dropFirst(2))!)
             }
         }
         XCTAssertLessThanOrEqual(total, settings.maximumTotalBytes)
@@ -243,13 +245,13 @@ final class SyslogStoreTests: XCTestCase {
         var settings = SyslogStore.Settings(directory: folder())
         settings.maximumPendingBytes = 65_536
         let store = SyslogStore(settings, writerHeld: true)
-        // The disk "stalls": 100-byte lines fill the 64 KiB queue after 655.
+        // The disk "stalls": 100-byte messages (196 bytes queued each) fill 64 KiB after 334.
         var admissions: [SyslogStore.Admission] = []
-        for n in 0..<1000 { admissions.append(store.append(line(n), count: 1, mustKeep: false)) }
-        XCTAssertEqual(admissions.filter { $0 == .stored }.count, 655)
-        XCTAssertEqual(admissions.filter { $0 == .dropped }.count, 345)
-        XCTAssertEqual(store.droppedMessages, 345)
-        XCTAssertEqual(store.append(line(1000), count: 1, mustKeep: true), .storedButFull, "TCP lines are always taken; the sender is told to wait")
+        for n in 0..<1000 { admissions.append(store.append(message(n))) }
+        XCTAssertEqual(admissions.filter { $0 == .stored }.count, 334)
+        XCTAssertEqual(admissions.filter { $0 == .dropped }.count, 666)
+        XCTAssertEqual(store.droppedMessages, 666)
+        XCTAssertEqual(store.append([message(1000)]), .storedButFull, "TCP messages are always taken; the sender is told to wait")
         let called = NIOLockedValueBox(false)
         store.whenDrained { called.withLockedValue { $0 = true } }
         try await Task.sleep(nanoseconds: 100_000_000)
@@ -259,7 +261,7 @@ final class SyslogStoreTests: XCTestCase {
         XCTAssertTrue(called.withLockedValue { $0 }, "once the writer caught up")
         let names = try FileManager.default.contentsOfDirectory(atPath: settings.directory).filter { $0.hasSuffix(".jsonl") }
         let text = try String(contentsOfFile: settings.directory + "/" + names[0], encoding: .utf8)
-        XCTAssertEqual(text.split(separator: "\n").count, 656)
+        XCTAssertEqual(text.split(separator: "\n").count, 335)
     }
 }
 

@@ -240,6 +240,10 @@ final class ShippedFilesTests: XCTestCase {
         let syslog = try XCTUnwrap(plan.services.first { $0.descriptor.name == "syslog" })
         XCTAssertEqual(syslog.limits.udpRate, 0, "syslog answers nothing: no per-source limit by default")
         XCTAssertEqual(syslog.limits.idleTimeout, 86_400)
+        XCTAssertEqual(syslog.limits.udpReceiveBuffer, 4 << 20)
+        // The services with their own defaults keep them in the example, whose limits: block names every key.
+        XCTAssertEqual(plan.services.first { $0.descriptor.name == "snmp" }?.limits.udpRate, 2000)
+        XCTAssertEqual(plan.services.first { $0.descriptor.name == "ntp" }?.limits.udpRate, 10)
         XCTAssertEqual((syslog.service as? SyslogService)?.store.settings.directory, config.dataDirectory + "/syslog")
         XCTAssertEqual(config.limits, Limits(), "the example shows the defaults")
     }

@@ -163,6 +163,13 @@ def test_long_binary_and_cut_off_messages(syslog):
     by_message(syslog.data, "still alive")
 
 
+def test_udp_socket_has_room_for_bursts(syslog):
+    """syslog's own udp_receive_buffer default (4 MiB; the kernel reports twice that)."""
+    out = subprocess.run(["ss", "-ulnm", f"sport = :{syslog.udp}"], capture_output=True, text=True, timeout=10).stdout
+    sizes = [int(word[2:]) for word in out.replace(",", " ").replace("(", " ").split() if word.startswith("rb") and word[2:].isdigit()]
+    assert sizes and all(size >= 4 << 20 for size in sizes), out
+
+
 def test_rsyslog_forwards_with_omfwd(syslog, tmp_path):
     rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
     work = tmp_path / "rsyslog"

@@ -21,7 +21,9 @@ public struct SyslogService: InetService {
         // none either); the store bounds what a flood can cost. TCP senders keep one
         // connection open and idle for hours.
         defaultUDPRate: (rate: 0, burst: 100),
-        defaultIdleTimeout: 86_400
+        defaultIdleTimeout: 86_400,
+        // Senders burst and nothing asks them to slow down: room for ~10k messages.
+        defaultUDPReceiveBuffer: 4 << 20
     ) { options throws(ConfigError) in try SyslogService(options) }
 
     public let maximumMessage: Int
@@ -53,15 +55,8 @@ public struct SyslogService: InetService {
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator) -> ByteBuffer? {
         let length = payload.readableBytes
         guard length > 0 else { return nil }
-        var line: [UInt8] = []
-        line.reserveCapacity(min(length, maximumMessage) + 200)
-        payload.withUnsafeReadableBytes { raw in
-            let kept = Array(raw.prefix(maximumMessage))
-            let message = SyslogMessage.parse(kept[...])
-            SyslogRecord.encode(message, length: length, truncated: length > maximumMessage,
-                                receipt: .now(peer: source.logDescription, transport: "udp"), into: &line)
-        }
-        _ = store.append(line, count: 1, mustKeep: false)
+        let kept = payload.withUnsafeReadableBytes { Array($0.prefix(maximumMessage)) }
+        _ = store.append(SyslogStore.Message(bytes: kept, length: length, peer: .address(source), tcp: false))
         return nil
     }
 
@@ -113,9 +108,8 @@ final class SyslogConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private var framer: SyslogFramer
     private let store: SyslogStore
     private let connections: SyslogConnections
-    private var peer = "?"
-    private var batch: [UInt8] = []
-    private var batchCount = 0
+    private var peer = SyslogStore.Message.Peer.text("?")
+    private var batch: [SyslogStore.Message] = []
     private var paused = false
     private var draining = false
     private var readSinceDrainCheck = false
@@ -131,25 +125,21 @@ final class SyslogConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        peer = context.channel.remoteAddress?.logDescription ?? "?"
+        peer = .text(context.channel.remoteAddress?.logDescription ?? "?")
         connections.add(context.channel)
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        let receipt = SyslogRecord.Receipt.now(peer: peer, transport: "tcp")
         readSinceDrainCheck = true
         buffer.withUnsafeReadableBytes { raw in
-            framer.feed(raw) { frame in self.add(frame, receipt: receipt) }
+            framer.feed(raw) { frame in self.add(frame) }
         }
     }
 
-    private func add(_ frame: SyslogFramer.Frame, receipt: SyslogRecord.Receipt) {
-        let message = SyslogMessage.parse(frame.bytes[...])
-        SyslogRecord.encode(message, length: frame.length, truncated: frame.truncated, incomplete: frame.incomplete,
-                            receipt: receipt, into: &batch)
-        batchCount += 1
+    private func add(_ frame: SyslogFramer.Frame) {
+        batch.append(SyslogStore.Message(bytes: frame.bytes, length: frame.length, incomplete: frame.incomplete, peer: peer, tcp: true))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -160,9 +150,8 @@ final class SyslogConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     /// Gives the batch to the store; pauses reading when the store is full.
     private func hand(context: ChannelHandlerContext) {
         guard !batch.isEmpty else { return }
-        let admission = store.append(batch, count: batchCount, mustKeep: true)
+        let admission = store.append(batch)
         batch.removeAll(keepingCapacity: true)
-        batchCount = 0
         guard admission == .storedButFull, !paused else { return }
         paused = true
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
@@ -221,9 +210,7 @@ final class SyslogConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         guard !finished else { return }
         finished = true
         drainTimer?.cancel()
-        if let frame = framer.finish() {
-            add(frame, receipt: .now(peer: peer, transport: "tcp"))
-        }
+        if let frame = framer.finish() { add(frame) }
         hand(context: context)
         connections.remove(context.channel)
     }

@@ -10,7 +10,10 @@ import NIOCore
 import NIOPosix
 
 /// Where received messages go: JSON lines appended to `<directory>/syslog-YYYY-MM-DD.jsonl`
-/// (the UTC day they arrived), by one thread of the store's own, never on an event loop.
+/// (the UTC day they arrived), by one thread of the store's own, never on an event loop. The
+/// event loops only read and frame; that thread parses each message, encodes its record and
+/// writes (as rsyslog's reader hands messages to its queue's worker), so the two cores share
+/// the work.
 /// A day's file past `rotate_bytes` is renamed `syslog-YYYY-MM-DD.N.jsonl` and a new one begun;
 /// the oldest files go when all of them would pass `max_total_bytes`. Lines wait in memory
 /// up to `max_pending_bytes`: past that, UDP messages are dropped (counted and logged) and
@@ -29,6 +32,41 @@ public final class SyslogStore: Sendable {
         }
     }
 
+    /// One message as received, not yet parsed.
+    public struct Message: Sendable {
+        /// The message's bytes (at most `max_message_size`).
+        public var bytes: [UInt8]
+        /// Its length as sent (more than `bytes` when truncated).
+        public var length: Int
+        public var incomplete: Bool
+        public var seconds: Int
+        public var nanoseconds: Int
+        public var peer: Peer
+        public var tcp: Bool
+
+        public enum Peer: Sendable {
+            /// A TCP connection's, formatted once for the connection.
+            case text(String)
+            /// A datagram's source, formatted on the store's thread.
+            case address(SocketAddress)
+        }
+
+        public init(bytes: [UInt8], length: Int, incomplete: Bool = false, peer: Peer, tcp: Bool) {
+            self.bytes = bytes
+            self.length = length
+            self.incomplete = incomplete
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            seconds = Int(now.tv_sec)
+            nanoseconds = Int(now.tv_nsec)
+            self.peer = peer
+            self.tcp = tcp
+        }
+
+        /// What a queued message is reckoned to cost in memory.
+        var cost: Int { bytes.count + 96 }
+    }
+
     public enum Admission: Sendable, Equatable {
         /// Taken.
         case stored
@@ -40,7 +78,7 @@ public final class SyslogStore: Sendable {
 
     struct State {
         var settings: Settings
-        var pending: [UInt8] = []
+        var pending: [Message] = []
         /// Bytes taken and not yet written (pending plus the batch being written).
         var queued = 0
         var writing = false
@@ -92,11 +130,22 @@ public final class SyslogStore: Sendable {
     /// Messages dropped because the store was full, since the start.
     public var droppedMessages: Int { state.withLockedValue { $0.dropped } }
 
-    /// Takes `lines` (`count` whole JSON lines). `mustKeep` (TCP): taken whatever the queue holds.
-    public func append(_ lines: [UInt8], count: Int, mustKeep: Bool) -> Admission {
+    /// Takes one message (a datagram's); dropped when the queue is full.
+    public func append(_ message: Message) -> Admission {
+        append(CollectionOfOne(message), cost: message.cost, mustKeep: false)
+    }
+
+    /// Takes messages (a TCP read's), whatever the queue holds; `.storedButFull` says the sender
+    /// should wait.
+    public func append(_ messages: [Message]) -> Admission {
+        append(messages, cost: messages.reduce(0) { $0 + $1.cost }, mustKeep: true)
+    }
+
+    private func append(_ messages: some Collection<Message>, cost: Int, mustKeep: Bool) -> Admission {
+        let count = messages.count
         var report: (Int, Int)?
         let (admission, startWriter) = state.withLockedValue { state -> (Admission, Bool) in
-            if !mustKeep, state.queued + lines.count > state.settings.maximumPendingBytes {
+            if !mustKeep, state.queued + cost > state.settings.maximumPendingBytes {
                 state.dropped += count
                 let now = NIODeadline.now()
                 if now - state.lastReport >= .seconds(10) {
@@ -106,8 +155,8 @@ public final class SyslogStore: Sendable {
                 }
                 return (.dropped, false)
             }
-            state.pending += lines
-            state.queued += lines.count
+            state.pending.append(contentsOf: messages)
+            state.queued += cost
             let start = !state.writing
             state.writing = true
             if start && !state.started { state.started = true }
@@ -150,6 +199,29 @@ public final class SyslogStore: Sendable {
 
     private let poolStarted = NIOLockedValueBox(false)
 
+    // Used only on the store's thread (one job at a time).
+    nonisolated(unsafe) private var lines: [UInt8] = []
+    nonisolated(unsafe) private var lastAddress: SocketAddress?
+    nonisolated(unsafe) private var lastPeer = ""
+
+    private func encode(_ message: Message, into lines: inout [UInt8]) {
+        let peer: String
+        switch message.peer {
+        case .text(let text): peer = text
+        case .address(let address):
+            if address != lastAddress {
+                lastAddress = address
+                lastPeer = address.logDescription
+            }
+            peer = lastPeer
+        }
+        let parsed = SyslogMessage.parse(message.bytes[...])
+        SyslogRecord.encode(parsed, length: message.length, truncated: !message.incomplete && message.length > message.bytes.count,
+                            incomplete: message.incomplete,
+                            receipt: .init(seconds: message.seconds, nanoseconds: message.nanoseconds, peer: peer, transport: message.tcp ? "tcp" : "udp"),
+                            into: &lines)
+    }
+
     private func startPoolOnce() {
         poolStarted.withLockedValue { started in
             if !started {
@@ -159,22 +231,36 @@ public final class SyslogStore: Sendable {
         }
     }
 
-    /// On the store's thread: writes batches until the queue is empty.
+    /// On the store's thread: parses, encodes and writes batches until the queue is empty.
     private func writeAll() {
         while true {
-            let next = state.withLockedValue { state -> ([UInt8], Settings)? in
+            let next = state.withLockedValue { state -> ([Message], Settings)? in
                 guard !state.pending.isEmpty else {
                     state.writing = false
                     return nil
                 }
                 let batch = state.pending
                 state.pending = []
+                state.pending.reserveCapacity(batch.count)
                 return (batch, state.settings)
             }
             guard let (batch, settings) = next else { return }
-            files.write(batch, settings: settings)
+            var cost = 0
+            // At most ~1 MiB of JSON per write, so the queue drains (and waiters wake) steadily.
+            var start = 0
+            while start < batch.count {
+                lines.removeAll(keepingCapacity: true)
+                var end = start
+                while end < batch.count, lines.count < 1 << 20 {
+                    encode(batch[end], into: &lines)
+                    cost += batch[end].cost
+                    end += 1
+                }
+                files.write(lines, settings: settings)
+                start = end
+            }
             let waiters = state.withLockedValue { state -> [@Sendable () -> Void] in
-                state.queued -= batch.count
+                state.queued -= cost
                 guard state.queued <= state.settings.maximumPendingBytes / 2 else { return [] }
                 defer { state.waiters.removeAll() }
                 return state.waiters
