@@ -205,8 +205,11 @@ public final class SharedRegion: @unchecked Sendable {
     /// worker, so by a compromised one too) is skipped, never trusted.
     public static func parseListing(_ text: String) -> [ServiceListing] {
         var services: [ServiceListing] = []
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        // Split on bytes, not Characters (a CR before an LF would join them into one), and skip
+        // any line with another control character: nothing the supervisor writes has one.
+        for line in text.utf8.split(separator: 0x0A) {
+            guard !line.contains(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }) else { continue }
+            let fields = line.split(separator: 0x09, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
             if fields.count == 4, fields[0] == "S" {
                 services.append(ServiceListing(name: fields[1], enabled: fields[2] == "1", state: fields[3], listeners: []))
             } else if fields.count == 5, fields[0] == "L", let transport = Transport(rawValue: fields[2]), let port = Int(fields[4]),
