@@ -43,7 +43,7 @@ public enum SyslogRecord {
         line.append(contentsOf: #"{"received":""#.utf8)
         appendTime(seconds: receipt.seconds, milliseconds: receipt.nanoseconds / 1_000_000, into: &line)
         line.append(contentsOf: #"","peer":"#.utf8)
-        appendString(receipt.peer.utf8, into: &line)
+        appendString(receipt.peer, into: &line)
         line.append(contentsOf: #","transport":""#.utf8)
         line.append(contentsOf: receipt.transport.utf8)
         line.append(contentsOf: #"","format":""#.utf8)
@@ -75,7 +75,7 @@ public enum SyslogRecord {
             }
             for (n, id) in ids.enumerated() {
                 if n > 0 { line.append(0x2C) }
-                appendString(id.utf8, into: &line)
+                appendString(id, into: &line)
                 line.append(contentsOf: ":{".utf8)
                 let parameters = grouped[id]!
                 var names: [String] = []
@@ -86,16 +86,16 @@ public enum SyslogRecord {
                 }
                 for (m, name) in names.enumerated() {
                     if m > 0 { line.append(0x2C) }
-                    appendString(name.utf8, into: &line)
+                    appendString(name, into: &line)
                     line.append(0x3A)
                     let all = values[name]!
                     if all.count == 1 {
-                        appendString(all[0].utf8, into: &line)
+                        appendString(all[0], into: &line)
                     } else {
                         line.append(0x5B)
                         for (k, value) in all.enumerated() {
                             if k > 0 { line.append(0x2C) }
-                            appendString(value.utf8, into: &line)
+                            appendString(value, into: &line)
                         }
                         line.append(0x5D)
                     }
@@ -105,7 +105,7 @@ public enum SyslogRecord {
             line.append(0x7D)
         }
         line.append(contentsOf: #","message":"#.utf8)
-        appendString(String(decoding: message.message, as: UTF8.self).utf8, into: &line)
+        appendString(String(decoding: message.message, as: UTF8.self), into: &line)
         if truncated { line.append(contentsOf: #","truncated":true"#.utf8) }
         if incomplete { line.append(contentsOf: #","incomplete":true"#.utf8) }
         if truncated || incomplete {
@@ -114,7 +114,7 @@ public enum SyslogRecord {
         }
         if let reason = message.malformed {
             line.append(contentsOf: #","malformed":"#.utf8)
-            appendString(reason.utf8, into: &line)
+            appendString(reason, into: &line)
         }
         line.append(contentsOf: "}\n".utf8)
     }
@@ -124,25 +124,33 @@ public enum SyslogRecord {
         line.append(contentsOf: #",""#.utf8)
         line.append(contentsOf: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
         line.append(contentsOf: #"":"#.utf8)
-        appendString(value.utf8, into: &line)
+        appendString(value, into: &line)
     }
 
     static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
-    /// A JSON string literal of valid UTF-8.
-    static func appendString(_ text: String.UTF8View, into line: inout [UInt8]) {
+    /// A JSON string literal of `text` (valid UTF-8 by construction): runs of plain bytes are
+    /// copied whole, only `"`, `\\` and control characters are escaped.
+    static func appendString(_ text: String, into line: inout [UInt8]) {
+        var text = text
         line.append(0x22)
-        for byte in text {
-            switch byte {
-            case 0x22: line.append(contentsOf: [0x5C, 0x22])
-            case 0x5C: line.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: line.append(contentsOf: [0x5C, 0x6E])
-            case 0x0D: line.append(contentsOf: [0x5C, 0x72])
-            case 0x09: line.append(contentsOf: [0x5C, 0x74])
-            case 0x00..<0x20, 0x7F:
-                line.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-            default: line.append(byte)
+        text.withUTF8 { bytes in
+            var start = 0
+            for i in 0..<bytes.count {
+                let byte = bytes[i]
+                guard byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0x7F else { continue }
+                if i > start { line.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i])) }
+                start = i + 1
+                switch byte {
+                case 0x22: line.append(contentsOf: [0x5C, 0x22])
+                case 0x5C: line.append(contentsOf: [0x5C, 0x5C])
+                case 0x0A: line.append(contentsOf: [0x5C, 0x6E])
+                case 0x0D: line.append(contentsOf: [0x5C, 0x72])
+                case 0x09: line.append(contentsOf: [0x5C, 0x74])
+                default: line.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+                }
             }
+            if start < bytes.count { line.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...])) }
         }
         line.append(0x22)
     }
