@@ -19,11 +19,13 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
     private var failed = false
 
     private let onActive: @Sendable () -> Void
+    private let events: ConnectionEvents?
 
-    init(counters: ServiceCounters, logger: Logger, peer: String, onActive: @escaping @Sendable () -> Void = {}) {
+    init(counters: ServiceCounters, logger: Logger, peer: String, events: ConnectionEvents? = nil, onActive: @escaping @Sendable () -> Void = {}) {
         self.counters = counters
         self.logger = logger
         self.peer = peer
+        self.events = events
         self.onActive = onActive
     }
 
@@ -98,6 +100,16 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
                 "bytes_out": "\(bytesOut)",
                 "outcome": "\(outcome ?? "closed by peer")",
             ])
+        }
+        if let events {
+            let nanoseconds = (NIODeadline.now() - started).nanoseconds
+            let (bytesIn, bytesOut, outcome) = (bytesIn, bytesOut, outcome ?? "closed by peer")
+            events.emit("connection.close") { body in
+                body.milliseconds("duration_ms", nanoseconds: nanoseconds)
+                body.int("bytes_in", bytesIn)
+                body.int("bytes_out", bytesOut)
+                body.string("outcome", outcome)
+            }
         }
         context.fireChannelInactive()
     }

@@ -24,8 +24,21 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     /// Sources this socket has seen, so each new one is noted once in the counters.
     private var seenSources = Set<SourceKey>()
 
-    init(service: any InetService, name: String, counters: ServiceCounters, limits: LimitsBox, limiter: NIOLockedValueBox<SourceRateLimiter>, logger: Logger) {
+    /// Where exchanges are recorded, and the ring and settings in force (refreshed on reload).
+    private let events: HostEvents
+    private var ring: EventRing?
+    private var eventSettings: EventSettings
+    private var localPort = 0
+    private let eventKind: String
+    private let scratch = EventScratch()
+
+    init(service: any InetService, name: String, counters: ServiceCounters, limits: LimitsBox, limiter: NIOLockedValueBox<SourceRateLimiter>, logger: Logger,
+         events: HostEvents = HostEvents()) {
+        self.events = events
+        ring = events.ring
+        eventSettings = events.settings
         self.service = service
+        eventKind = service.datagramEventKind
         self.name = name
         self.counters = counters
         self.limitsBox = limits
@@ -43,6 +56,10 @@ final class DatagramServiceHandler: ChannelInboundHandler {
 
     private var rateLimited: Bool
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        localPort = context.channel.localAddress?.port ?? 0
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         let size = envelope.data.readableBytes
@@ -59,6 +76,16 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         let decision = rateLimited ? source.map { key in limiter.withLockedValue { $0.admit(key, now: started) } } ?? .allow : .allow
         guard decision == .allow else {
             counters.datagramsDropped.bump(1)
+            if decision == .startLimiting, let ring {
+                let peer = envelope.remoteAddress.logDescription
+                let port = localPort
+                _ = HostEvents.emit(ring: ring, service: name, kind: "datagram.limited", connection: 0) { body in
+                    body.string("transport", "udp")
+                    body.string("peer", peer)
+                    body.int("port", port)
+                    body.string("outcome", "rate limited: later datagrams from this source are dropped until it slows down")
+                }
+            }
             if decision == .startLimiting {
                 logger.warning("udp rate limit reached; dropping datagrams from this source until it slows down", metadata: [
                     "service": "\(name)", "transport": "udp", "peer": "\(envelope.remoteAddress.logDescription)",
@@ -75,7 +102,20 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         }
         var outcome = "no reply"
         var sent = 0
-        if let reply = service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, channel: context.channel) {
+        var event: EventBody?
+        let answer: ByteBuffer?
+        let time = ring == nil ? 0 : EventBody.now()
+        if let ring {
+            var body = EventBody(limit: ring.maximumBodyBytes, time: time, service: name, kind: eventKind, scratch: scratch)
+            body.string("transport", "udp")
+            body.address("peer", envelope.remoteAddress)
+            body.int("port", localPort)
+            answer = service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, channel: context.channel, event: &body)
+            event = body
+        } else {
+            answer = service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, channel: context.channel)
+        }
+        if let reply = answer {
             if context.channel.isWritable {
                 sent = reply.readableBytes
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: reply)), promise: nil)
@@ -87,6 +127,23 @@ final class DatagramServiceHandler: ChannelInboundHandler {
                 counters.datagramsDropped.bump(1)
                 outcome = "dropped: send buffer full"
             }
+        }
+        if let ring, var body = event {
+            body.int("bytes_in", size)
+            body.int("bytes_out", sent)
+            // (A described exchange that was answered needs no outcome: its rcode says it.)
+            if eventKind == "datagram" || sent == 0 { body.string("outcome", outcome) }
+            body.milliseconds("duration_ms", nanoseconds: (NIODeadline.now() - started).nanoseconds)
+            // A service that describes its exchanges (DNS, SNMP) has no need of the hex.
+            if eventSettings.hexBytes > 0, eventKind == "datagram" {
+                body.hex("hex_in", envelope.data.readableBytesView, maximum: eventSettings.hexBytes)
+                if let answer, sent > 0 { body.hex("hex_out", answer.readableBytesView, maximum: eventSettings.hexBytes) }
+            }
+            let bytes = body.finish()
+            let name = name
+            let kind = eventKind
+            bytes.withUnsafeBytes { ring.publish(service: name, kind: kind, connection: 0, time: time, body: $0) }
+            scratch.recycle(bytes)
         }
         if logger.logLevel <= .info {
             logger.info("exchange", metadata: [
@@ -128,5 +185,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         }
         limitsGeneration = latest
         rateLimited = current.udpRate > 0
+        ring = events.ring
+        eventSettings = events.settings
     }
 }

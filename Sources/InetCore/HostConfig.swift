@@ -33,12 +33,14 @@ public struct HostConfig: Sendable {
     public var restartBackoffMax: Double = 30
     /// `clock_offset`: seconds added to the time NTP, daytime and time tell (default 0).
     public var clock = HostClock()
+    /// `events:` (what the host records of every exchange).
+    public var events = EventSettings()
     /// The line of `workers:` (for errors found later).
     public var workersLine: Int?
 
     public init() {}
 
-    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "limits", "services", "user", "group", "isolation", "workers", "restart_backoff_max", "clock_offset"]
+    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "limits", "services", "user", "group", "isolation", "workers", "restart_backoff_max", "clock_offset", "events"]
     static let commonServiceKeys: Set<String> = Limits.keys.union(["enabled", "port", "transports"])
 
     /// Parses a config file's text; checks every key against the catalog of services.
@@ -107,6 +109,7 @@ public struct HostConfig: Sendable {
                 config.workers.append((name, services))
             }
         }
+        if let events = try root.map("events") { config.events = try EventSettings(reader: events) }
         if let limits = try root.map("limits") {
             try limits.rejectUnknownKeys(allowed: Limits.keys)
             config.limits = try config.limits.overridden(by: limits)
@@ -191,6 +194,8 @@ public struct HostPlan: Sendable {
     public var shutdownGrace: Double
     public var dataDirectory: String
     public var services: [PlannedService]
+    /// What the host records of every exchange.
+    public var events: EventSettings = EventSettings()
     /// Filled in by the host once it runs; services read it (status page, SNMP).
     public var directory: HostDirectory
 
@@ -268,7 +273,7 @@ public struct HostPlan: Sendable {
                 port: portPlan.port(wellKnown: descriptor.wellKnownPort, configured: explicitPort),
                 transports: transports, limits: limits, options: serviceReader?.value))
         }
-        return HostPlan(bindAddresses: bind, portPlan: portPlan, shutdownGrace: config.shutdownGrace, dataDirectory: config.dataDirectory, services: services, directory: directory)
+        return HostPlan(bindAddresses: bind, portPlan: portPlan, shutdownGrace: config.shutdownGrace, dataDirectory: config.dataDirectory, services: services, events: config.events, directory: directory)
     }
 }
 

@@ -30,6 +30,10 @@ public final class HostDirectory: Sendable {
 
     private let changes = Synchronization.Atomic<Int>(0)
 
+    /// Where this process's services emit their events (attached by the host when it starts;
+    /// a later plan's directory emits into the same ring).
+    public let events = HostEvents()
+
     /// The directory this one stands for, if any (one level: the host's own never follows).
     private var followed: HostDirectory? { leader.withLockedValue { $0 } }
 
@@ -76,7 +80,10 @@ public final class HostDirectory: Sendable {
     /// From now on, answer as `other` does.
     func follow(_ other: HostDirectory) {
         guard other !== self else { return }
-        leader.withLockedValue { $0 = other.followed ?? other }
+        let leading = other.followed ?? other
+        leader.withLockedValue { $0 = leading }
+        // The ring is the host's; what the new config says of events (transcripts, hex) applies.
+        events.attach(ring: leading.events.readableRing, settings: leading.events.settings)
     }
 
     /// Every service of the plan, in plan order (empty before the host starts).

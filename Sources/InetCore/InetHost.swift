@@ -36,10 +36,25 @@ public final class InetHost: Sendable {
     ///     of the whole host come from it.
     ///   - inherited: sockets already bound; a service listens on those named for it and
     ///     binds its own only when none were given.
-    public init(plan: HostPlan, group: any EventLoopGroup, logger: Logger, region: SharedRegion? = nil, inherited: [ListeningSocket] = []) {
+    ///   - journal: write the event journal under `data_dir/events` (when the host is the whole
+    ///     process: `isolation: none`, or a worker started without the supervisor).
+    public init(plan: HostPlan, group: any EventLoopGroup, logger: Logger, region: SharedRegion? = nil, inherited: [ListeningSocket] = [], journal: Bool = false) {
         self.group = group
         self.logger = logger
         directory = plan.directory
+        // Events go to the supervisor's ring, or (one process) to a ring of this process's own.
+        var ring = region?.events
+        var writer: EventJournal?
+        if region == nil, plan.events.enabled {
+            let folder = Self.joinPath(plan.dataDirectory, "events")
+            ring = EventRing.inProcess(slots: plan.events.ringSize, slotBytes: plan.events.maxEventBytes)
+            if journal, plan.events.journal, let ring {
+                ring.seed(lastID: EventJournal.lastID(in: folder))
+                writer = EventJournal(ring: ring, folder: folder, rotateBytes: plan.events.journalRotateBytes, maxBytes: plan.events.journalMaxBytes, logger: logger)
+            }
+        }
+        self.journal = writer
+        plan.directory.events.attach(ring: ring, settings: plan.events)
         let runtimes = plan.services.map { ServiceRuntime(planned: $0, directory: plan.directory, region: region) }
         self.state = NIOLockedValueBox(State(plan: plan, addresses: plan.bindAddresses, runtimes: runtimes, inherited: inherited))
         if let region {
@@ -54,6 +69,13 @@ public final class InetHost: Sendable {
     /// The plan in force.
     public var plan: HostPlan { state.withLockedValue { $0.plan } }
 
+    /// The event journal this process writes (none under the supervisor, which writes it).
+    private let journal: EventJournal?
+
+    static func joinPath(_ folder: String, _ name: String) -> String {
+        folder.hasSuffix("/") ? folder + name : folder + "/" + name
+    }
+
     /// Binds every enabled service. On the first failure, everything bound so far is closed
     /// and the error names the service, transport and address:port.
     public func start() async throws(BindError) {
@@ -66,6 +88,14 @@ public final class InetHost: Sendable {
         let runtimes = state.withLockedValue { state in
             state.addresses = addresses
             return state.runtimes
+        }
+        if let journal, let ring = directory.events.readableRing {
+            do {
+                try createDirectories(plan.dataDirectory)
+                try journal.start(after: ring.lastID)
+            } catch {
+                logger.warning("the event journal is off", metadata: ["error": "\(error)"])
+            }
         }
         do {
             for runtime in runtimes where runtime.plan.enabled {
@@ -119,6 +149,8 @@ public final class InetHost: Sendable {
         let (old, addresses, runtimes) = state.withLockedValue { ($0.plan, $0.addresses, $0.runtimes) }
         // The new services were made with the new plan's directory: it answers as the host's.
         newPlan.directory.follow(directory)
+        directory.events.attach(ring: directory.events.readableRing, settings: newPlan.events)
+        newPlan.directory.events.attach(ring: directory.events.readableRing, settings: newPlan.events)
         if newPlan.bindAddresses != old.bindAddresses { messages.append("bind addresses changed: takes effect after a restart") }
         if newPlan.portPlan != old.portPlan { messages.append("port offset changed: takes effect after a restart") }
         if newPlan.shutdownGrace != old.shutdownGrace { messages.append("shutdown_grace: \(old.shutdownGrace) s → \(newPlan.shutdownGrace) s") }
@@ -183,6 +215,7 @@ public final class InetHost: Sendable {
             for runtime in runtimes { await runtime.closeConnections() }
         }
         for runtime in runtimes { await runtime.finishService() }
+        journal?.stop()
         if summary { logSummary() }
     }
 
@@ -394,7 +427,7 @@ public final class InetHost: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(DatagramServiceHandler(
                             service: settings.service, name: name, counters: counters, limits: settings,
-                            limiter: runtime.udpLimiter, logger: logger))
+                            limiter: runtime.udpLimiter, logger: logger, events: runtime.directory.events))
                     }
                 }
             // (An inherited socket has the buffer the supervisor gave it.)

@@ -23,6 +23,13 @@ public protocol InetService: Sendable {
     /// address). By default `reply(toDatagram:from:allocator:)`.
     func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel) -> ByteBuffer?
 
+    /// The kind of the event each datagram exchange emits (`datagram`; DNS: `dns.query`).
+    var datagramEventKind: String { get }
+
+    /// The same, describing the exchange in its `datagram` event (DNS: the question, rcode and
+    /// where the answer came from; SNMP: the PDU and its OIDs). By default nothing is added.
+    func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer?
+
     /// The answer to a datagram the per-source rate limit refused (`first`: the first refused
     /// after a run of admitted ones), e.g. NTP's Kiss-o'-Death RATE; by default nothing is sent.
     /// It must be no larger than the datagram, and the service bounds how many it sends.
@@ -61,6 +68,12 @@ extension InetService {
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel) -> ByteBuffer? {
         reply(toDatagram: payload, from: source, allocator: channel.allocator)
     }
+
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer? {
+        reply(toDatagram: payload, from: source, channel: channel)
+    }
+
+    public var datagramEventKind: String { "datagram" }
 
     public func prepare() throws {}
 

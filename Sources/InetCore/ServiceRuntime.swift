@@ -136,6 +136,11 @@ final class ServiceRuntime: Sendable {
                 "duration_ms": "0.0", "bytes_in": "0", "bytes_out": "0",
                 "outcome": "refused: max_connections \(limits.maxConnections) reached",
             ])
+            directory.events.emit(service: name, kind: "connection.refused") { body in
+                body.string("transport", "tcp")
+                body.string("peer", peer?.logDescription ?? "?")
+                body.string("outcome", "refused: max_connections \(limits.maxConnections) reached")
+            }
             try sync.addHandler(RefuseConnectionHandler())
             return false
         }
@@ -157,7 +162,16 @@ final class ServiceRuntime: Sendable {
         let high = limits.maxPendingOutput
         try channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: high / 2, high: high))
         try sync.addHandler(IdleStateHandler(allTimeout: idle))
-        try sync.addHandler(ConnectionAccountingHandler(counters: counters, logger: logger, peer: peer?.logDescription ?? "?", onActive: onActive))
+        let peerText = peer?.logDescription ?? "?"
+        let events = directory.events.connectionOpened(service: name, peer: peerText, port: channel.localAddress?.port ?? 0)
+        if let events {
+            ConnectionEvents.register(events, for: channel)
+            channel.closeFuture.whenComplete { _ in
+                events.released()
+                ConnectionEvents.unregister(channel)
+            }
+        }
+        try sync.addHandler(ConnectionAccountingHandler(counters: counters, logger: logger, peer: peerText, events: events, onActive: onActive))
         try sync.addHandler(BackPressureHandler())
         return true
     }

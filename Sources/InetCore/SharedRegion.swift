@@ -41,15 +41,19 @@ public final class SharedRegion: @unchecked Sendable {
     private let cells: UnsafeMutablePointer<Int64>
     private let cache = NIOLockedValueBox<[String: ServiceCounters]>([:])
     let peerSet: SharedPeerSet
+    /// The host's event ring, after the counters (nil: the region was made without one).
+    public let events: EventRing?
 
-    private init(descriptor: Int32, cells: UnsafeMutablePointer<Int64>) {
+    private init(descriptor: Int32, cells: UnsafeMutablePointer<Int64>, events: EventRing?) {
         self.descriptor = descriptor
         self.cells = cells
+        self.events = events
         peerSet = SharedPeerSet(cells: cells + Self.peersOffset, count: Self.peerCells)
     }
 
-    /// A new region (the supervisor, at start).
-    public static func create() throws(RegionError) -> SharedRegion {
+    /// A new region (the supervisor, at start), with an event ring of `eventSlots` slots of
+    /// `eventBytes` each after the counters (none with 0 slots); its ids follow `lastEventID`.
+    public static func create(eventSlots: Int = 0, eventBytes: Int = 1024, lastEventID: Int = 0) throws(RegionError) -> SharedRegion {
         var fd = inetkit_memfd("inetkit-counters")
         if fd >= 0 && fd < 256 {
             // Clear of the descriptors 3, 4, … a worker receives its sockets at.
@@ -60,12 +64,13 @@ public final class SharedRegion: @unchecked Sendable {
             }
         }
         guard fd >= 0 else { throw RegionError(message: "memfd_create: \(String(cString: strerror(errno)))") }
-        guard ftruncate(fd, off_t(totalBytes)) == 0 else {
+        let ringBytes = eventSlots > 0 ? EventRing.byteCount(slots: eventSlots, slotBytes: eventBytes) : 0
+        guard ftruncate(fd, off_t(totalBytes + ringBytes)) == 0 else {
             let message = String(cString: strerror(errno))
             close(fd)
             throw RegionError(message: "ftruncate: \(message)")
         }
-        let region = try map(fd)
+        let region = try map(fd, length: totalBytes + ringBytes, newRing: eventSlots > 0 ? (eventSlots, eventBytes, lastEventID) : nil)
         region.cell(.magic).store(Int(magic))
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
@@ -78,17 +83,26 @@ public final class SharedRegion: @unchecked Sendable {
     public static func attach(descriptor fd: Int32) throws(RegionError) -> SharedRegion {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw RegionError(message: "descriptor \(fd): \(String(cString: strerror(errno)))") }
-        guard Int(info.st_size) == totalBytes else { throw RegionError(message: "descriptor \(fd) is not an InetKit counter region of this version") }
-        let region = try map(fd)
+        guard Int(info.st_size) >= totalBytes else { throw RegionError(message: "descriptor \(fd) is not an InetKit counter region of this version") }
+        let region = try map(fd, length: Int(info.st_size), newRing: nil)
         guard region.cell(.magic).load() == Int(magic) else { throw RegionError(message: "descriptor \(fd) is not an InetKit counter region of this version") }
         return region
     }
 
-    private static func map(_ fd: Int32) throws(RegionError) -> SharedRegion {
-        guard let raw = mmap(nil, totalBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
+    private static func map(_ fd: Int32, length: Int, newRing: (slots: Int, bytes: Int, after: Int)?) throws(RegionError) -> SharedRegion {
+        // Populated at once: the event ring is memory the host uses from the start, not RSS
+        // that seems to grow with the traffic as its pages are first touched.
+        guard let raw = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0), raw != MAP_FAILED else {
             throw RegionError(message: "mmap: \(String(cString: strerror(errno)))")
         }
-        return SharedRegion(descriptor: fd, cells: raw.bindMemory(to: Int64.self, capacity: totalCells))
+        var ring: EventRing?
+        if let newRing {
+            ring = EventRing(initializing: raw + totalBytes, slots: newRing.slots, slotBytes: newRing.bytes)
+            ring?.seed(lastID: newRing.after)
+        } else if length > totalBytes {
+            ring = EventRing(attaching: raw + totalBytes, available: length - totalBytes)
+        }
+        return SharedRegion(descriptor: fd, cells: raw.bindMemory(to: Int64.self, capacity: totalCells), events: ring)
     }
 
     private func cell(_ header: Header) -> CounterCell { CounterCell(pointer: cells + header.rawValue) }

@@ -202,7 +202,7 @@ struct ServeCommand: AsyncParsableCommand {
             fail("\(error)", code: 2)
         }
         let group = MultiThreadedEventLoopGroup.singleton
-        let host = InetHost(plan: plan, group: group, logger: logger, inherited: inherited)
+        let host = InetHost(plan: plan, group: group, logger: logger, inherited: inherited, journal: true)
         let portsFile = self.portsFile
         let portsAlreadyWritten = portsWritten
         let overrides = self.overrides

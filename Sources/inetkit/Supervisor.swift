@@ -126,6 +126,8 @@ final class Supervisor {
     private var upgradeHelpers: Set<pid_t> = []
     private var outputBuffer = [UInt8](repeating: 0, count: 65_536)
     private let executable: String
+    /// The event journal (the supervisor writes what every worker emits).
+    private var journal: EventJournal?
 
     init(options: Options, config: HostConfig, configText: String, plan: HostPlan, sockets: [ListeningSocket], region: SharedRegion,
          account: RunAccount?, logger: Logger, generation: Int = 1, configDescriptor: Int32? = nil) throws {
@@ -144,7 +146,10 @@ final class Supervisor {
 
     /// Binds the sockets of a plan and makes the region: everything before the first worker.
     static func prepare(options: Options, config: HostConfig, plan: HostPlan, logger: Logger) throws -> (SharedRegion, [ListeningSocket], RunAccount?) {
-        let region = try SharedRegion.create()
+        let events = config.events
+        let folder = plan.dataDirectory.hasSuffix("/") ? plan.dataDirectory + "events" : plan.dataDirectory + "/events"
+        let region = try SharedRegion.create(eventSlots: events.enabled ? events.ringSize : 0, eventBytes: events.maxEventBytes,
+                                             lastEventID: EventJournal.lastID(in: folder))
         var entries: [(service: String, transport: Transport)] = []
         for descriptor in serviceCatalog {
             for transport in descriptor.transports { entries.append((descriptor.name, transport)) }
@@ -162,10 +167,27 @@ final class Supervisor {
         if let account {
             logger.notice("workers run as \(account)")
         }
+        startJournal()
         for group in current.groups { spawn(group, generation: current) }
         publish()
         loop()
+        journal?.stop()
         return exitCode
+    }
+
+    private func startJournal() {
+        guard let ring = region.events, current.config.events.journal else { return }
+        let settings = current.config.events
+        let plan = current.plan
+        let folder = plan.dataDirectory.hasSuffix("/") ? plan.dataDirectory + "events" : plan.dataDirectory + "/events"
+        let writer = EventJournal(ring: ring, folder: folder, rotateBytes: settings.journalRotateBytes, maxBytes: settings.journalMaxBytes, logger: logger)
+        do {
+            // After what the journal already holds (an upgrade's new image goes on from there).
+            try writer.start(after: min(ring.lastID, max(EventJournal.lastID(in: folder), ring.lastID - ring.slotCount)))
+            journal = writer
+        } catch {
+            logger.error("the event journal cannot be written: events stay in memory only", metadata: ["error": "\(error)"])
+        }
     }
 
     private func setUpSignals() {
@@ -581,6 +603,8 @@ final class Supervisor {
             if worker.notify >= 0 { close(worker.notify); worker.notify = -1 }
             if worker.go >= 0 { close(worker.go); worker.go = -1 }
             workers.remove(at: index)
+            // The connections it had open are gone with it.
+            region.events?.forgetConnections(ofProcess: worker.pid)
             workerExited(worker, status: status)
         }
     }
@@ -925,12 +949,16 @@ final class Supervisor {
             region: region.descriptor, config: current.configDescriptor, workers: described, generation: current.number)
         for fd in keep { _ = inetkit_keep_on_exec(fd) }
         setenv("INETKIT_UPGRADE", state.encoded, 1)
+        // What was emitted so far is written; the new image goes on after it.
+        journal?.stop()
+        journal = nil
         logger.notice("upgrading in place: executing the binary on disk", metadata: ["path": "\(target)", "workers": "\(described.count)"])
         // The new image installs its own handlers; restore the defaults' mask for execve.
         var arguments: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) } + [nil]
         execv(target, &arguments)
         let error = String(cString: strerror(errno))
         for pointer in arguments { free(pointer) }
+        startJournal()
         for fd in keep { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         unsetenv("INETKIT_UPGRADE")
         logger.error("upgrade failed; the running binary goes on", metadata: ["path": "\(target)", "error": "\(error)"])
@@ -993,7 +1021,9 @@ final class Supervisor {
         // The adopted workers belong to generation `current.number`.
         for group in generation.groups { spawn(group, generation: generation, handover: true) }
         advanceHandover()
+        startJournal()
         loop()
+        journal?.stop()
         return exitCode
     }
 

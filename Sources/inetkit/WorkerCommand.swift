@@ -123,7 +123,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
         if supervised { Self.watchParent(logger: logger) }
         let group = MultiThreadedEventLoopGroup.singleton
-        let host = InetHost(plan: plan, group: group, logger: logger, region: region, inherited: inherited ?? [])
+        let host = InetHost(plan: plan, group: group, logger: logger, region: region, inherited: inherited ?? [], journal: region == nil)
         let portsFile = self.portsFile
         let configPath = config
         let hostService = HostService(

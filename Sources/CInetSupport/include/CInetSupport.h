@@ -54,6 +54,10 @@ static inline void inetkit_atomic_store(int64_t *cell, int64_t value) {
 static inline int inetkit_atomic_cas(int64_t *cell, int64_t expected, int64_t desired) {
     return __atomic_compare_exchange_n(cell, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
+/// Fences for the sequence locks of the event ring: a writer's data after its "being written"
+/// mark, a reader's copy before its second look at the sequence.
+static inline void inetkit_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+static inline void inetkit_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 
 /// The kernel clock's state (adjtimex(2) without changing anything): returns the clock state
 /// (TIME_OK 0, TIME_INS 1, TIME_DEL 2, TIME_OOP 3, TIME_WAIT 4, TIME_ERROR 5) or -1, and the
