@@ -1,4 +1,5 @@
 import HTTPTypes
+import InetCore
 import NIOHTTP1
 import Logging
 import NIOCore
@@ -12,13 +13,30 @@ import Glibc
 struct AccessLog: Sendable {
     let logger: Logger
 
-    func record(peer: SocketAddress?, head: HTTPRequest, version: HTTPVersion, status: Int, bytes: Int, started: NIODeadline) {
-        guard logger.logLevel <= .info else { return }
+    func record(peer: SocketAddress?, head: HTTPRequest, version: HTTPVersion, status: Int, bytes: Int, started: NIODeadline, events: ConnectionEvents? = nil) {
+        guard events != nil || logger.logLevel <= .info else { return }
         record(peer: peer, method: head.method.rawValue, target: head.path ?? "*", version: version,
-               referer: head.headerFields[.referer], agent: head.headerFields[.userAgent], status: status, bytes: bytes, started: started)
+               referer: head.headerFields[.referer], agent: head.headerFields[.userAgent], status: status, bytes: bytes, started: started,
+               events: events, host: head.authority)
     }
 
-    func record(peer: SocketAddress?, method: String, target: String, version: HTTPVersion, referer: String?, agent: String?, status: Int, bytes: Int, started: NIODeadline) {
+    func record(peer: SocketAddress?, method: String, target: String, version: HTTPVersion, referer: String?, agent: String?, status: Int, bytes: Int, started: NIODeadline,
+                events: ConnectionEvents? = nil, host: String? = nil) {
+        if let events {
+            // One `http.request` event: the request line, where it was sent and how it was answered.
+            let nanoseconds = (NIODeadline.now() - started).nanoseconds
+            events.emit("http.request") { body in
+                body.string("method", method)
+                body.string("target", target)
+                body.string("version", Self.versionText(version))
+                body.int("status", status)
+                body.int("bytes_out", bytes)
+                body.milliseconds("duration_ms", nanoseconds: nanoseconds)
+                if let host { body.string("host", host) }
+                if let agent { body.string("user_agent", agent) }
+                if let referer { body.string("referer", referer) }
+            }
+        }
         guard logger.logLevel <= .info else { return }
         let line = "\(peer?.ipAddress ?? "-") - - [\(Self.clfTime())] \"\(method) \(Self.clean(target)) HTTP/\(version.major).\(version.minor)\" "
             + "\(status) \(bytes) \"\(Self.clean(referer ?? "-"))\" \"\(Self.clean(agent ?? "-"))\""
@@ -29,7 +47,20 @@ struct AccessLog: Sendable {
         ])
     }
 
-    func recordMalformed(peer: SocketAddress?, status: Int) {
+    static func versionText(_ version: HTTPVersion) -> String {
+        switch (version.major, version.minor) {
+        case (1, 1): "HTTP/1.1"
+        case (1, 0): "HTTP/1.0"
+        case (2, 0): "HTTP/2"
+        default: "HTTP/\(version.major).\(version.minor)"
+        }
+    }
+
+    func recordMalformed(peer: SocketAddress?, status: Int, events: ConnectionEvents? = nil, reason: String = "malformed request") {
+        events?.emit("http.error") { body in
+            body.int("status", status)
+            body.string("outcome", reason)
+        }
         guard logger.logLevel <= .info else { return }
         logger.info("\(peer?.ipAddress ?? "-") - - [\(Self.clfTime())] \"-\" \(status) 0 \"-\" \"-\"", metadata: [
             "service": "http", "peer": "\(Self.peerText(peer))", "status": "\(status)",

@@ -129,6 +129,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
     private var queue = CircularBuffer<HTTPServerRequestPart>()
     private var draining = false
     private let gate: HTTPInputGate
+    /// Where this connection's requests are recorded (nil: events off).
+    private var events: ConnectionEvents?
 
     /// Requests in the async path (pipelined behind one being answered) before more queue.
     static var maximumOutstanding: Int { 16 }
@@ -147,6 +149,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        events = ConnectionEvents.of(context.channel)
         arm(context: context)
     }
 
@@ -252,7 +255,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
         needsFlush = true
         accessLog.record(peer: context.channel.remoteAddress, method: request.method.rawValue, target: request.uri, version: request.version,
                          referer: request.headers.first(name: "referer"), agent: request.headers.first(name: "user-agent"),
-                         status: Int(head.status.code), bytes: answer.body.count, started: started)
+                         status: Int(head.status.code), bytes: answer.body.count, started: started,
+                         events: events, host: request.headers.first(name: "host"))
         if !keepAlive {
             closing = true
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -337,6 +341,7 @@ struct HTTPConnection: Sendable {
     private func serve(_ connection: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, lines: NIOLockedValueBox<[RequestLine]>, logger: Logger) async {
         let channel = connection.channel
         let peer = channel.remoteAddress
+        let events = ConnectionEvents.of(channel)
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var iterator = inbound.makeAsyncIterator()
@@ -372,7 +377,7 @@ struct HTTPConnection: Sendable {
                         let sent = response.headers[.contentLength].flatMap(Int.init) ?? 0
                         try await ResponseWriter(outbound: writer).write(response)
                         accessLog.record(peer: peer, head: head, version: line.version, status: response.status.code,
-                                         bytes: head.method == .head ? 0 : sent, started: started)
+                                         bytes: head.method == .head ? 0 : sent, started: started, events: events)
                         if !keepAlive { break }
                     }
                 } catch let error as HTTPParserError {
@@ -385,7 +390,7 @@ struct HTTPConnection: Sendable {
                     var closing = response
                     closing.headers[.connection] = "close"
                     try? await ResponseWriter(outbound: writer).write(closing)
-                    accessLog.recordMalformed(peer: peer, status: response.status.code)
+                    accessLog.recordMalformed(peer: peer, status: response.status.code, events: events, reason: "\(error)")
                 }
                 outbound.finish()
                 try? await channel.closeFuture.get()

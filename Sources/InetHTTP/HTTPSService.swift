@@ -50,11 +50,15 @@ public struct HTTPSService: InetConnectionTaskService {
                 accessLog.record(peer: channel.remoteAddress ?? channel.parent?.remoteAddress, head: request.head, version: version,
                                  status: response.status.code,
                                  bytes: request.method == .head ? 0 : response.headers[.contentLength].flatMap(Int.init) ?? 0,
-                                 started: started)
+                                 started: started, events: ConnectionEvents.of(channel))
             }
         } catch {
             throw options.error("cert", "cannot set up TLS: \(error)")
         }
+    }
+
+    public func drainConnections() {
+        site.live.drain()
     }
 
     public func prepare() throws {

@@ -49,6 +49,10 @@ public struct HTTPService: InetConnectionTaskService {
         try index.write(toFile: settings.root + "/index.html", atomically: true, encoding: .utf8)
     }
 
+    public func drainConnections() {
+        site.live.drain()
+    }
+
     public func setupConnection(_ channel: any Channel, logger: Logger) -> EventLoopFuture<ConnectionTask> {
         HTTPConnection(settings: settings, responder: site.respond, accessLog: AccessLog(logger: logger), fastPath: site.fastPath)
             .setup(channel, logger: logger)
@@ -66,9 +70,12 @@ struct Site: Sendable {
     let logger: Logger
     /// Small files answered on the event loop (nil when the file cache is off).
     let fastPath: StaticFastPath?
+    /// The event stream and the JSON API.
+    let live: HostLive
 
     init(settings: HTTPSettings, host: HostDirectory, logger: Logger) {
         self.logger = logger
+        live = HostLive(host: host, statusPath: settings.statusPath, dataDirectory: settings.dataDirectory)
         let root = SiteRoot(settings.root)
         let cache = FileCache(maximumBytes: settings.fileCacheBytes, maximumFileBytes: settings.fileCacheMaxFile)
         fastPath = settings.fileCacheBytes > 0 ? StaticFastPath(root: root, statusPath: settings.statusPath, cache: cache) : nil
@@ -116,6 +123,12 @@ struct Site: Sendable {
     func respond(_ request: Request, channel: any Channel) async -> Response {
         let context = BasicRequestContext(source: .init(channel: channel, logger: logger))
         var response: Response
+        if live.handles(request.uri.path) {
+            response = await live.respond(request, channel: channel)
+            response.headers[.server] = "InetKit"
+            response.headers[.date] = HTTPDate.now()
+            return response
+        }
         do {
             response = try await responder.respond(to: request, context: context)
         } catch let error as any HTTPResponseError {

@@ -24,8 +24,12 @@ public struct HTTPSettings: Sendable {
 
     static let keys: Set<String> = ["root", "status_path", "listing", "max_uri_bytes", "max_header_bytes", "max_body_bytes", "header_timeout", "file_cache_bytes", "file_cache_max_file"]
 
+    /// The host's `data_dir` (where the dashboard token is kept).
+    public var dataDirectory = "."
+
     init(options: ServiceOptions) throws(ConfigError) {
         root = try options.path("root", default: "public")
+        dataDirectory = options.dataDirectory
         if let path = try options.string("status_path") {
             guard path.hasPrefix("/"), path.count > 1, !path.hasSuffix("/") else {
                 throw options.error("status_path", "must start with / and not end with / (e.g. /_inetkit)")

@@ -29,6 +29,28 @@ public enum LineAction<Effect> {
     case startTLS
     /// Flush and close.
     case close
+    /// Record a protocol exchange in the host's events (a message delivered, a retrieval, a
+    /// transfer); nothing is sent.
+    case event(LineEvent)
+}
+
+/// One protocol exchange a session reports (`smtp.message`, `pop3.retr`, `ftp.transfer`…):
+/// its kind and members, added to the connection's event after its common members.
+public struct LineEvent: Sendable {
+    public enum Value: Sendable {
+        case string(String)
+        case int(Int)
+        case bool(Bool)
+        case strings([String])
+    }
+
+    public var kind: String
+    public var fields: [(String, Value)]
+
+    public init(_ kind: String, _ fields: [(String, Value)]) {
+        self.kind = kind
+        self.fields = fields
+    }
 }
 
 /// How a received line ended.
@@ -62,10 +84,26 @@ public protocol LineSession: AnyObject {
     /// A complete line that arrived while the session waits on an effect (a file transfer):
     /// actions to take now (FTP's ABOR and STAT), or nil to leave it for after the effect.
     func receiveWhileBusy(line: ByteBuffer) -> [LineAction<Effect>]?
+    /// How a line the client sent shows in the transcript, asked before `receive`: the line,
+    /// a masked form (`PASS ****`), or nil to leave it out (a message's body).
+    func transcript(of line: ByteBuffer) -> String?
 }
 
 extension LineSession {
     public func receiveWhileBusy(line: ByteBuffer) -> [LineAction<Effect>]? { nil }
+
+    public func transcript(of line: ByteBuffer) -> String? {
+        String(decoding: line.readableBytesView, as: UTF8.self)
+    }
+}
+
+/// A command whose argument is a secret, as the transcript shows it: `PASS ****`.
+public func maskedArgument(_ line: ByteBuffer, keep words: Int = 1) -> String {
+    let text = String(decoding: line.readableBytesView, as: UTF8.self)
+    var parts = text.split(separator: " ", maxSplits: words, omittingEmptySubsequences: false)
+    guard parts.count > words else { return text }
+    parts[words] = "****"
+    return parts.joined(separator: " ")
 }
 
 /// What the session may know of its connection.
@@ -148,6 +186,8 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
     private var timer: Scheduled<Void>?
     private var context: ChannelHandlerContext?
     private var countedAddress: String?
+    /// Where the transcript and the session's exchanges go (nil: events off).
+    private var events: ConnectionEvents?
 
     public init(session: Session, effects: any LineEffectRunner<Session.Effect, Session.Outcome>, tls: NIOSSLContext?, logger: Logger,
                 admission: LineAdmission? = nil, maximumBuffered: Int = 64 * 1024) {
@@ -161,6 +201,7 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        events = ConnectionEvents.of(context.channel)
         if context.channel.isActive { begin(context: context) }
     }
 
@@ -363,6 +404,7 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
             line.moveWriterIndex(to: line.writerIndex - 1)
         }
         guard line.readableBytes <= session.maximumLineLength else { return nil }
+        let shown = events?.transcripts == true ? session.transcript(of: line) : nil
         // Consumed before the session sees it: what it does (closing a data connection) may
         // finish the step at once and re-enter this handler.
         let readerIndex = bytes.readerIndex
@@ -372,6 +414,7 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
             buffer!.moveReaderIndex(to: readerIndex)
             return nil
         }
+        if let shown { events?.line(.client, shown) }
         return actions
     }
 
@@ -404,16 +447,20 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
         }
         if discarding {
             discarding = false
+            events?.line(.client, "(a line longer than \(session.maximumLineLength) bytes, discarded)")
             return session.lineTooLong()
         }
         if line.readableBytes > session.maximumLineLength {
+            events?.line(.client, "(a line longer than \(session.maximumLineLength) bytes, discarded)")
             return session.lineTooLong()
         }
+        if let events, events.transcripts, let shown = session.transcript(of: line) { events.line(.client, shown) }
         return session.receive(line: line, ending: ending)
     }
 
     private func perform(_ action: Action, context: ChannelHandlerContext) {
         if case .reply(let text) = action {
+            if let events, events.transcripts { events.lines(.server, text) }
             if outgoing == nil { outgoing = context.channel.allocator.buffer(capacity: max(256, text.utf8.count)) }
             outgoing!.writeString(text)
             return
@@ -422,6 +469,18 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
         switch action {
         case .reply:
             break
+        case .event(let event):
+            guard let events else { return }
+            events.emit(event.kind) { body in
+                for (name, value) in event.fields {
+                    switch value {
+                    case .string(let text): body.string(named: name, text)
+                    case .int(let number): body.int(named: name, number)
+                    case .bool(let flag): body.bool(named: name, flag)
+                    case .strings(let list): body.strings(named: name, list)
+                    }
+                }
+            }
         case .write(let bytes):
             context.write(wrapOutboundOut(bytes), promise: nil)
         case .flushAndWait:

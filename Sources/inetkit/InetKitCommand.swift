@@ -25,6 +25,7 @@ struct InetKitCommand: AsyncParsableCommand {
             FingerCommand.self, IdentCommand.self,
             TFTPCommand.self,
             SyslogCommand.self,
+            EventsCommand.self,
         ]
     )
 }

@@ -136,4 +136,18 @@ final class FTPSessionTests: XCTestCase {
         XCTAssertEqual(send("MKD d\rX"), "500 Bad characters in command.\r\n")
         XCTAssertEqual(send("MKD d\u{7F}"), "500 Bad characters in command.\r\n")
     }
+
+    func testPasswordsAreMaskedInTheTranscriptAndLoginsReported() {
+        XCTAssertEqual(session.transcript(of: ByteBuffer(string: "PASS hunter2 with spaces")), "PASS ****")
+        XCTAssertEqual(session.transcript(of: ByteBuffer(string: "pass x")), "pass ****")
+        XCTAssertEqual(session.transcript(of: ByteBuffer(string: "USER alice")), "USER alice")
+        XCTAssertEqual(session.transcript(of: ByteBuffer(string: "PASS")), "PASS")
+        _ = session.receive(line: ByteBuffer(string: "USER alice"), ending: .crlf)
+        let actions = session.receive(line: ByteBuffer(string: "PASS wrong"), ending: .crlf)
+        let events = actions.compactMap { if case .event(let event) = $0 { return event } else { return nil } }
+        XCTAssertEqual(events.map(\.kind), ["ftp.login"])
+        XCTAssertEqual(events[0].fields.map(\.0), ["user", "ok"])
+        XCTAssertFalse("\(events[0].fields)".contains("wrong"), "the password is not in the event")
+    }
 }
+

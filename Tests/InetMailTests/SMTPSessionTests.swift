@@ -279,3 +279,27 @@ enum ProcessInfoEnvironment {
         getenv(name).map { String(cString: $0) }
     }
 }
+
+extension SMTPSessionTests {
+    func testTheDeliveredMessageIsReportedWithItsEnvelopeAndDataStaysOutOfTheTranscript() {
+        enterData()
+        var line = ByteBuffer(string: "Subject: secret plans")
+        XCTAssertNil(session.transcript(of: line), "message lines are not transcribed")
+        _ = session.receive(line: line, ending: .crlf)
+        line = ByteBuffer(string: ".")
+        _ = session.receive(line: line, ending: .crlf)
+        let actions = session.complete(.delivered("1.M2P3Q4.host,S=10,W=11"))
+        let events = actions.compactMap { if case .event(let event) = $0 { return event } else { return nil } }
+        XCTAssertEqual(events.map(\.kind), ["smtp.message"])
+        let fields = Dictionary(events[0].fields.map { ($0.0, "\($0.1)") }, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(fields["from"], #"string("a@b.test")"#)
+        XCTAssertEqual(fields["to"], #"strings(["carol@inetkit.test"])"#)
+        XCTAssertEqual(fields["helo"], #"string("c")"#)
+        XCTAssertNotNil(fields["queue_id"])
+        XCTAssertNil(fields["id"], "the event's own id is not shadowed")
+        // Back in command state, lines are transcribed; AUTH's argument is masked.
+        XCTAssertEqual(session.transcript(of: ByteBuffer(string: "MAIL FROM:<x@y>")), "MAIL FROM:<x@y>")
+        XCTAssertEqual(session.transcript(of: ByteBuffer(string: "AUTH PLAIN AGFsaWNlAHNlY3JldA==")), "AUTH PLAIN ****")
+    }
+}
+

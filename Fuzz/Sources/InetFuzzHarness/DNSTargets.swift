@@ -73,12 +73,30 @@ enum DNSTargets {
         }
         let allocator = ByteBufferAllocator()
         let payload = allocator.buffer(bytes: query)
+        // What the `dns.query` event says of it: valid JSON within the slot, whatever the query.
+        if let problem = eventProblem(query: query, reply: service.reply(toDatagram: payload, allocator: allocator).map { Array($0.readableBytesView) }) {
+            return problem
+        }
         let first = service.reply(toDatagram: payload, allocator: allocator).map { Array($0.readableBytesView) }
         // Asked again, the answer may come from the cache: it must be the same bytes.
         let second = service.reply(toDatagram: payload, allocator: allocator).map { Array($0.readableBytesView) }
         guard first == second else { return "a cached answer differs from the first one" }
         guard let first else { return nil }
         return check(first, for: query, limit: Int(Authority.maximumUDPPayload))
+    }
+
+    static func eventProblem(query: [UInt8], reply: [UInt8]?) -> String? {
+        var body = EventBody(limit: 448, time: 0, service: "dns", kind: "dns.query")
+        query.withUnsafeBytes { query in
+            if let reply {
+                reply.withUnsafeBytes { DNSEventNotes.describe(query: query, reply: $0, from: "zone", into: &body) }
+            } else {
+                DNSEventNotes.describe(query: query, reply: nil, from: "none", into: &body)
+            }
+        }
+        let bytes = body.finish()
+        guard bytes.count <= 448 else { return "an event body over its limit" }
+        return FuzzJSON.isObject(Array("{".utf8) + bytes + Array("}".utf8)) ? nil : "an event body that is not JSON"
     }
 
     private static func check(_ answer: [UInt8], for query: [UInt8], limit: Int) -> String? {

@@ -1,4 +1,5 @@
 #if DEBUG
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -105,6 +106,12 @@ enum FuzzSandbox {
     /// Whether `path` is the site folder or inside it.
     static func insideSite(_ path: String, root: String) -> Bool {
         path == root || path.hasPrefix(root + "/")
+    }
+}
+/// Whether bytes are one JSON object (what every event must be, whatever a peer sent).
+enum FuzzJSON {
+    static func isObject(_ bytes: [UInt8]) -> Bool {
+        (try? JSONSerialization.jsonObject(with: Data(bytes))) is [String: Any]
     }
 }
 #endif

@@ -24,7 +24,9 @@ enum SNMPTargets {
     /// The agent's answer to a datagram from 127.0.0.1 (communities `public` and `private`).
     static let reply = FuzzTarget(name: "snmp-reply", summary: "the SNMP agent's answer to one datagram (GET, GETNEXT, GETBULK, SET)", maximumLength: 4096) { bytes in
         let source = try! SocketAddress(ipAddress: "127.0.0.1", port: 1161)
-        guard let answer = agent.respond(to: bytes, from: source) else { return nil }
+        var note = SNMPExchangeNote()
+        guard let answer = agent.respond(to: bytes, from: source, note: &note) else { return nil }
+        guard note.communityAccepted == true, note.pdu != nil, note.oids.count <= SNMPExchangeNote.maximumOIDs else { return "an answered request without its note" }
         guard answer.count <= agent.maximumMessageSize else { return "a response over max_message_size" }
         guard let response = try? SNMPMessage.decode(answer) else { return "a response does not decode" }
         guard response.pdu.type == .response else { return "an answer that is not a Response-PDU" }

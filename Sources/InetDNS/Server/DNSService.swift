@@ -60,6 +60,26 @@ public struct DNSService: InetService {
     }
 
     public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        var from = ""
+        return reply(toDatagram: payload, allocator: allocator, from: &from)
+    }
+
+    public var datagramEventKind: String { "dns.query" }
+
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer? {
+        var from = "zone"
+        let reply = reply(toDatagram: payload, allocator: channel.allocator, from: &from)
+        payload.withUnsafeReadableBytes { query in
+            if let reply {
+                reply.withUnsafeReadableBytes { DNSEventNotes.describe(query: query, reply: $0, from: from, into: &event) }
+            } else {
+                DNSEventNotes.describe(query: query, reply: nil, from: "none", into: &event)
+            }
+        }
+        return reply
+    }
+
+    func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator, from: inout String) -> ByteBuffer? {
         // The common case: a plain query whose answer is cached. The reply is the cached bytes
         // with this query's ID and question (its letter case) written over them, built straight
         // into the outgoing buffer.
@@ -72,6 +92,7 @@ public struct DNSService: InetService {
                 out.setBytes(UnsafeRawBufferPointer(rebasing: query[0..<2]), at: 0)
                 out.setBytes(UnsafeRawBufferPointer(rebasing: query[key.question]), at: key.question.lowerBound)
             }
+            from = "cache"
             return out
         }
         // Not cached: answered, then kept under the key already computed.
@@ -87,9 +108,18 @@ public struct DNSService: InetService {
 
     /// The answer to one query's bytes; nil when nothing should be sent (not even a header).
     func answer(_ bytes: [UInt8], transport: Transport, peer: SocketAddress?) -> [UInt8]? {
+        var from = ""
+        return answer(bytes, transport: transport, peer: peer, from: &from)
+    }
+
+    func answer(_ bytes: [UInt8], transport: Transport, peer: SocketAddress?, from: inout String) -> [UInt8]? {
         let generation = zones.generation
         let key = AnswerCache.key(for: bytes, tcp: transport == .tcp, maximumUDP: Int(Authority.maximumUDPPayload))
-        if let key, let cached = cache.answer(for: key, query: bytes, generation: generation) { return cached }
+        from = "zone"
+        if let key, let cached = cache.answer(for: key, query: bytes, generation: generation) {
+            from = "cache"
+            return cached
+        }
         guard let answer = answerUncached(bytes, transport: transport) else { return nil }
         if let key { cache.store(answer, for: key, generation: generation) }
         return answer

@@ -22,8 +22,15 @@ final class DNSTCPHandler: ChannelDuplexHandler {
     /// The most unanswered input kept: one largest frame and its length.
     static var maximumBuffered: Int { 65_537 }
 
+    /// Where this connection's queries are recorded (nil: events off).
+    private var events: ConnectionEvents?
+
     init(service: DNSService) {
         self.service = service
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        events = ConnectionEvents.of(context.channel)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -99,11 +106,28 @@ final class DNSTCPHandler: ChannelDuplexHandler {
     private func respond(to bytes: [UInt8], context: ChannelHandlerContext) {
         if let query = try? DNSMessageReader.decode(bytes), !query.isResponse, query.opcode == 0,
            query.questions.count == 1, query.questions[0].type == .axfr {
-            for message in transfer(query, peer: context.channel.remoteAddress) { send(message, context: context) }
+            let messages = transfer(query, peer: context.channel.remoteAddress)
+            for message in messages { send(message, context: context) }
+            note(query: bytes, reply: messages.first, from: "transfer", messages: messages.count)
             return
         }
-        if let answer = service.answer(bytes, transport: .tcp, peer: context.channel.remoteAddress) {
-            send(answer, context: context)
+        var from = "zone"
+        let answer = service.answer(bytes, transport: .tcp, peer: context.channel.remoteAddress, from: &from)
+        if let answer { send(answer, context: context) }
+        note(query: bytes, reply: answer, from: answer == nil ? "none" : from)
+    }
+
+    private func note(query: [UInt8], reply: [UInt8]?, from: String, messages: Int = 1) {
+        guard let events else { return }
+        events.emit("dns.query") { body in
+            query.withUnsafeBytes { query in
+                if let reply {
+                    reply.withUnsafeBytes { DNSEventNotes.describe(query: query, reply: $0, from: from, into: &body) }
+                } else {
+                    DNSEventNotes.describe(query: query, reply: nil, from: from, into: &body)
+                }
+            }
+            if messages > 1 { body.int("messages", messages) }
         }
     }
 

@@ -1,3 +1,4 @@
+import InetTLS
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -225,15 +226,17 @@ enum FTPData {
             }
     }
 
-    /// Receives into `fd` until the client closes the data connection.
-    static func receive(into fd: Int32, ascii: Bool, on channel: any Channel) -> EventLoopFuture<Int> {
+    /// Receives into `fd` until the client closes the data connection; the count and the
+    /// SHA-256 of what was written (as stored: after ASCII conversion).
+    static func receive(into fd: Int32, ascii: Bool, on channel: any Channel) -> EventLoopFuture<(bytes: Int, sha256: String)> {
         let promise = channel.eventLoop.makePromise(of: Int.self)
+        let digest = SHA256Digest()
         do {
-            try channel.pipeline.syncOperations.addHandler(UploadHandler(fd: fd, ascii: ascii, promise: promise))
+            try channel.pipeline.syncOperations.addHandler(UploadHandler(fd: fd, ascii: ascii, promise: promise, digest: digest))
         } catch {
             promise.fail(FTPTransferError(reply: "426 Connection closed; transfer aborted."))
         }
-        return promise.futureResult
+        return promise.futureResult.map { ($0, digest.finish()) }
     }
 }
 
@@ -245,13 +248,15 @@ final class UploadHandler: ChannelInboundHandler {
     let fd: Int32
     let ascii: Bool
     let promise: EventLoopPromise<Int>
+    let digest: SHA256Digest
     private var writing = false
     private var ended = false
     private var finished = false
     private var total = 0
     private var pendingCR = false
 
-    init(fd: Int32, ascii: Bool, promise: EventLoopPromise<Int>) {
+    init(fd: Int32, ascii: Bool, promise: EventLoopPromise<Int>, digest: SHA256Digest = SHA256Digest()) {
+        self.digest = digest
         self.fd = fd
         self.ascii = ascii
         self.promise = promise
@@ -284,8 +289,10 @@ final class UploadHandler: ChannelInboundHandler {
     private func write(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
         writing = true
         let fd = self.fd
+        let digest = digest
         NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) { () throws -> Bool in
             try bytes.withUnsafeReadableBytes { raw in
+                digest.update(raw)
                 var offset = 0
                 while offset < raw.count {
                     let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
@@ -339,6 +346,7 @@ final class UploadHandler: ChannelInboundHandler {
         if pendingCR {
             var cr: UInt8 = 0x0D
             _ = Glibc.write(fd, &cr, 1)
+            withUnsafeBytes(of: &cr) { digest.update($0) }
         }
         promise.succeed(total)
     }

@@ -1,3 +1,4 @@
+import InetTLS
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -90,9 +91,9 @@ final class FTPEffects: LineEffectRunner {
             guard let prepared = transfer, let channel = dataChannel else {
                 return loop.makeSucceededFuture(.transferFailed(FTPTransferError(reply: "426 Connection closed; transfer aborted.")))
             }
-            return move(prepared, on: channel).assumeIsolated().map { bytes -> FTPOutcome in
+            return move(prepared, on: channel).assumeIsolated().map { moved -> FTPOutcome in
                 self.finish(succeeded: true)
-                return .transferred(bytes: bytes)
+                return .transferred(bytes: moved.bytes, sha256: moved.sha256)
             }.recover { error in
                 self.finish(succeeded: false)
                 return .transferFailed((error as? FTPTransferError) ?? FTPTransferError(reply: "426 Connection closed; transfer aborted."))
@@ -131,21 +132,30 @@ final class FTPEffects: LineEffectRunner {
         }
     }
 
-    private func move(_ prepared: Prepared, on channel: any Channel) -> EventLoopFuture<Int> {
+    /// Downloads up to this size are hashed (after they are sent, off the event loop) for their
+    /// event; uploads always are, as they are written.
+    static let downloadDigestLimit = 16 << 20
+
+    private func move(_ prepared: Prepared, on channel: any Channel) -> EventLoopFuture<(bytes: Int, sha256: String?)> {
         switch prepared.action {
         case .listing(let bytes):
-            return FTPData.send(bytes, on: channel)
+            return FTPData.send(bytes, on: channel).map { ($0, nil) }
         case .send(let real, let offset, let ascii, let chunked):
-            return chunked ? FTPData.sendChunks(real, offset: offset, ascii: ascii, on: channel) : FTPData.sendFile(real, offset: offset, on: channel)
+            let sent = chunked ? FTPData.sendChunks(real, offset: offset, ascii: ascii, on: channel) : FTPData.sendFile(real, offset: offset, on: channel)
+            return sent.flatMap { count in
+                NIOThreadPool.singleton.runIfActive(eventLoop: channel.eventLoop) { () -> (bytes: Int, sha256: String?) in
+                    (count, offset == 0 ? SHA256Digest.file(real, limit: Self.downloadDigestLimit) : nil)
+                }.flatMapError { _ in channel.eventLoop.makeSucceededFuture((count, nil)) }
+            }
         case .receive(let fd, let temporary, let target):
-            return FTPData.receive(into: fd, ascii: prepared.request.ascii, on: channel).flatMap { count in
+            return FTPData.receive(into: fd, ascii: prepared.request.ascii, on: channel).flatMap { received in
                 // Durable before 226: the data, then the name; fsync waits on the disk, so not here.
-                NIOThreadPool.singleton.runIfActive(eventLoop: channel.eventLoop) { () throws -> Int in
+                NIOThreadPool.singleton.runIfActive(eventLoop: channel.eventLoop) { () throws -> (bytes: Int, sha256: String?) in
                     guard fsync(fd) == 0 else { throw FTPTransferError(reply: "451 Cannot write the file.") }
                     if let temporary {
                         guard rename(temporary, target) == 0 else { throw FTPTransferError(reply: "553 Could not store the file.") }
                     }
-                    return count
+                    return (received.bytes, received.sha256)
                 }
             }
         }

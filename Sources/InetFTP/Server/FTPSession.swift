@@ -40,7 +40,7 @@ enum FTPOutcome {
     case noDataConnection
     /// The data connection is open: the 150 can be sent.
     case dataReady(FTPTransferReady)
-    case transferred(bytes: Int)
+    case transferred(bytes: Int, sha256: String? = nil)
     case transferFailed(FTPTransferError)
     case aborted
 }
@@ -210,6 +210,12 @@ final class FTPSession: LineSession {
         }
     }
 
+    /// PASS (and ACCT) carry secrets: the transcript shows `PASS ****`.
+    func transcript(of line: ByteBuffer) -> String? {
+        let verb = String(decoding: line.readableBytesView.prefix { $0 != 0x20 }, as: UTF8.self).uppercased()
+        return verb == "PASS" || verb == "ACCT" ? maskedArgument(line) : String(decoding: line.readableBytesView, as: UTF8.self)
+    }
+
     func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction<FTPEffect>] {
         guard let (verb, argument) = parse(line) else { return fail("500 Bad characters in command.") }
         // Commands that need no login.
@@ -329,7 +335,7 @@ final class FTPSession: LineSession {
         loginFailures += 1
         logger.notice("failed login", metadata: ["user": "\(name)", "peer": "\(peer?.ipAddress ?? "?")"])
         login = .rejecting(closing: loginFailures >= settings.maxLoginFailures)
-        return [.perform(.delay(seconds: settings.loginDelay))]
+        return [.event(LineEvent("ftp.login", [("user", .string(name)), ("ok", .bool(false))])), .perform(.delay(seconds: settings.loginDelay))]
     }
 
     private func features() -> [LineAction<FTPEffect>] {
@@ -523,7 +529,8 @@ final class FTPSession: LineSession {
             guard let files else { return rejectLogin(user.name) }
             login = .loggedIn(Account(user: user, files: files))
             logger.info("login", metadata: ["user": "\(user.name)", "peer": "\(peer?.ipAddress ?? "?")"])
-            return reply("230 Login successful.")
+            return [.event(LineEvent("ftp.login", [("user", .string(user.name)), ("ok", .bool(true)), ("anonymous", .bool(user.anonymous))]))]
+                + reply("230 Login successful.")
         case .files(let result):
             guard case .files(let verb, _) = step else { return [] }
             step = .idle
@@ -554,19 +561,28 @@ final class FTPSession: LineSession {
             guard case .transfer(let transfer) = step else { return [] }
             step = .moving(transfer, ready)
             return [.reply(opening(transfer, ready) + "\r\n"), .perform(.moveData)]
-        case .transferred(let bytes):
+        case .transferred(let bytes, let sha256):
             guard case .moving(let transfer, let ready) = step else { return [] }
             step = .idle
             if aborted {
                 aborted = false
                 return [.reply("426 Connection closed; transfer aborted.\r\n"), .reply("226 Abort successful.\r\n")]
             }
+            var fields: [(String, LineEvent.Value)] = [("user", .string(transfer.user)), ("bytes", .int(bytes))]
             switch transfer.kind {
-            case .retrieve: logger.info("download", metadata: ["user": "\(transfer.user)", "file": "\(ready.virtual)", "bytes": "\(bytes)"])
-            case .store: logger.info("upload", metadata: ["user": "\(transfer.user)", "file": "\(ready.virtual)", "bytes": "\(bytes)"])
-            case .listing: break
+            case .retrieve(_, let offset):
+                logger.info("download", metadata: ["user": "\(transfer.user)", "file": "\(ready.virtual)", "bytes": "\(bytes)"])
+                fields += [("direction", .string("download")), ("verb", .string("RETR")), ("file", .string(ready.virtual))]
+                if offset > 0 { fields.append(("offset", .int(offset))) }
+            case .store(let verb, _, let offset):
+                logger.info("upload", metadata: ["user": "\(transfer.user)", "file": "\(ready.virtual)", "bytes": "\(bytes)"])
+                fields += [("direction", .string("upload")), ("verb", .string(verb)), ("file", .string(ready.virtual))]
+                if offset > 0 { fields.append(("offset", .int(offset))) }
+            case .listing(let verb, let path, _):
+                fields += [("direction", .string("listing")), ("verb", .string(verb)), ("file", .string(path))]
             }
-            return reply("226 Transfer complete.")
+            if let sha256 { fields.append(("sha256", .string(sha256))) }
+            return [.event(LineEvent("ftp.transfer", fields))] + reply("226 Transfer complete.")
         case .transferFailed(let error):
             step = .idle
             if aborted {

@@ -141,6 +141,17 @@ final class POP3Session: LineSession {
         [.reply(text + "\r\n")]
     }
 
+    /// PASS, APOP and AUTH carry secrets: the transcript shows `PASS ****`.
+    func transcript(of line: ByteBuffer) -> String? {
+        let verb = line.readableBytesView.prefix { $0 != 0x20 }
+        switch String(decoding: verb, as: UTF8.self).uppercased() {
+        case "PASS": return maskedArgument(line)
+        case "APOP": return maskedArgument(line, keep: 2)
+        case "AUTH": return maskedArgument(line, keep: 2)
+        default: return String(decoding: line.readableBytesView, as: UTF8.self)
+        }
+    }
+
     func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction<POP3Effect>] {
         guard !line.readableBytesView.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }),
               let text = String(validating: line.readableBytesView, as: UTF8.self) else {
@@ -201,11 +212,11 @@ final class POP3Session: LineSession {
         let user = MailAddress.parse(Substring(name), utf8: true).flatMap { settings.users[$0.key] }
         guard let user, Secret.equal(user.password, password) else {
             phase = .rejecting(closing: errors.spend())
-            return [.perform(.delay(seconds: settings.authDelay))]
+            return [.event(LineEvent("pop3.login", [("user", .string(name)), ("ok", .bool(false))])), .perform(.delay(seconds: settings.authDelay))]
         }
         let folder = store.folder(for: user.address)
         phase = .opening(folder: folder)
-        return [.perform(.open(folder: folder))]
+        return [.event(LineEvent("pop3.login", [("user", .string(name)), ("ok", .bool(true))])), .perform(.open(folder: folder))]
     }
 
     // MARK: - TRANSACTION
@@ -244,19 +255,21 @@ final class POP3Session: LineSession {
                 guard words.count == 1 else { return fail("-ERR usage: RETR msg") }
             }
             switch Self.message(words[0], in: drop) {
-            case .success(let (_, message)):
+            case .success(let (number, message)):
                 phase = .retrieving(drop, Retrieval(message: message, top: bodyLines != nil, encoder: POP3MessageEncoder(bodyLines: bodyLines)))
-                return [.perform(.read(message))]
+                var fields: [(String, LineEvent.Value)] = [("message", .int(number)), ("uid", .string(message.uniqueID)), ("size", .int(message.virtualSize))]
+                if let bodyLines { fields.append(("top_lines", .int(bodyLines))) }
+                return [.event(LineEvent(verb == "TOP" ? "pop3.top" : "pop3.retr", fields)), .perform(.read(message))]
             case .failure(let error):
                 return fail(error.text)
             }
         case "DELE":
             guard words.count == 1 else { return fail("-ERR usage: DELE msg") }
             switch Self.message(words[0], in: drop) {
-            case .success(let (number, _)):
+            case .success(let (number, message)):
                 drop.deleted.insert(number)
                 phase = .transaction(drop)
-                return reply("+OK message \(number) deleted")
+                return [.event(LineEvent("pop3.dele", [("message", .int(number)), ("uid", .string(message.uniqueID))]))] + reply("+OK message \(number) deleted")
             case .failure(let error):
                 return fail(error.text)
             }
@@ -300,7 +313,8 @@ final class POP3Session: LineSession {
     private func update(_ drop: Maildrop) -> [LineAction<POP3Effect>] {
         let doomed = drop.deleted.sorted().map { drop.messages[$0 - 1] }
         phase = .updating(left: drop.messages.count - doomed.count)
-        return [.perform(.remove(doomed, folder: drop.folder))]
+        return [.event(LineEvent("pop3.update", [("deleted", .int(doomed.count)), ("uids", .strings(doomed.prefix(32).map(\.uniqueID)))])),
+                .perform(.remove(doomed, folder: drop.folder))]
     }
 
     // MARK: - Outcomes

@@ -74,6 +74,8 @@ final class SMTPSession: LineSession {
         var id: String
         var from: String
         var to: String
+        var recipients: [String] = []
+        var size = 0
     }
 
     enum Phase {
@@ -161,6 +163,15 @@ final class SMTPSession: LineSession {
     }
 
     // MARK: - Commands
+
+    /// The message's lines stay out of the transcript (the mail is in the store); AUTH's
+    /// argument is masked.
+    func transcript(of line: ByteBuffer) -> String? {
+        if case .data = phase { return nil }
+        let verb = line.readableBytesView.prefix { $0 != 0x20 }
+        if String(decoding: verb, as: UTF8.self).uppercased() == "AUTH" { return maskedArgument(line, keep: 2) }
+        return String(decoding: line.readableBytesView, as: UTF8.self)
+    }
 
     func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction<SMTPEffect>] {
         if case .data(let greeting, let envelope, var message) = phase {
@@ -411,7 +422,10 @@ final class SMTPSession: LineSession {
             logger.info("message delivered", metadata: [
                 "id": "\(pending.id)", "from": "\(pending.from)", "to": "\(pending.to)", "peer": "\(peerAddress)", "file": "\(name)",
             ])
-            return [.reply("250 2.0.0 Ok: queued as \(pending.id)\r\n")]
+            return [.event(LineEvent("smtp.message", [
+                ("queue_id", .string(pending.id)), ("from", .string(pending.from)), ("to", .strings(pending.recipients)),
+                ("size", .int(pending.size)), ("helo", .string(greeting.name)), ("file", .string(name)),
+            ])), .reply("250 2.0.0 Ok: queued as \(pending.id)\r\n")]
         case (.deliveryFailed(let reason), .delivering(let greeting, let pending)):
             phase = .greeted(greeting)
             logger.error("delivery failed", metadata: ["id": "\(pending.id)", "from": "\(pending.from)", "to": "\(pending.to)", "error": "\(reason)"])
@@ -437,7 +451,7 @@ final class SMTPSession: LineSession {
         }
         let from = envelope.sender.map(\.description) ?? (envelope.senderText.isEmpty ? "<>" : envelope.senderText)
         let to = envelope.recipients.map(\.description).joined(separator: ",")
-        phase = .delivering(greeting, PendingDelivery(id: message.id, from: from, to: to))
+        phase = .delivering(greeting, PendingDelivery(id: message.id, from: from, to: to, recipients: envelope.recipients.map(\.description), size: message.bytes))
         return [.perform(.deliver(file: message.file, folders: envelope.recipients.map { store.folder(for: $0) }, bytes: message.buffered))]
     }
 

@@ -9,6 +9,19 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 
+/// What one request was, for the host's `snmp.request` event (the community itself is a
+/// password, so only whether it was accepted).
+struct SNMPExchangeNote {
+    static let maximumOIDs = 16
+    var version: String?
+    var pdu: String?
+    var oids: [String] = []
+    var varbindCount = 0
+    var communityAccepted: Bool?
+    var error: String?
+    var dropped: String?
+}
+
 /// A community string and what it may do (RFC 1157 3.2.5, RFC 3584's source restriction).
 struct Community: Sendable {
     enum Access: String, Sendable {
@@ -228,6 +241,12 @@ final class SNMPAgent: Sendable {
 
     /// The response to a datagram, or nil when none is sent (the reason counted).
     func respond(to bytes: [UInt8], from source: SocketAddress?) -> [UInt8]? {
+        var note = SNMPExchangeNote()
+        return respond(to: bytes, from: source, note: &note)
+    }
+
+    /// The same, noting what the request was for the host's event.
+    func respond(to bytes: [UInt8], from source: SocketAddress?, note: inout SNMPExchangeNote) -> [UInt8]? {
         counters.inPackets.add(1, ordering: .relaxed)
         let message: SNMPMessage
         do {
@@ -237,19 +256,31 @@ final class SNMPAgent: Sendable {
             case .badVersion(let version):
                 counters.inBadVersions.add(1, ordering: .relaxed)
                 logger.info("dropped", metadata: ["peer": "\(source?.ipAddress ?? "?")", "reason": "SNMP version \(version)"])
+                note.dropped = "SNMP version \(version)"
             case .malformed(let reason):
                 counters.inASNParseErrors.add(1, ordering: .relaxed)
                 logger.info("dropped", metadata: ["peer": "\(source?.ipAddress ?? "?")", "reason": "malformed: \(reason)"])
+                note.dropped = "malformed: \(reason)"
             }
             return nil
         }
+        note.version = message.version == .v1 ? "1" : "2c"
+        note.pdu = "\(message.pdu.type)"
+        note.oids = message.pdu.varbinds.prefix(SNMPExchangeNote.maximumOIDs).map(\.oid.description)
+        note.varbindCount = message.pdu.varbinds.count
         guard let community = communities.first(where: { $0.name == message.community }),
               community.from.isEmpty || source.map({ address in community.from.contains { $0.contains(address) } }) ?? true else {
             counters.inBadCommunityNames.add(1, ordering: .relaxed)
             logger.info("dropped", metadata: ["peer": "\(source?.ipAddress ?? "?")", "reason": "unknown community or not allowed from this address"])
+            note.communityAccepted = false
+            note.dropped = "unknown community or not allowed from this address"
             return nil
         }
+        note.communityAccepted = true
         guard let response = respond(to: message, access: community.access) else { return nil }
+        if response.pdu.errorStatus != 0 {
+            note.error = ErrorStatus(rawValue: response.pdu.errorStatus).map { "\($0)" } ?? "\(response.pdu.errorStatus)"
+        }
         var encoded = response.encode()
         if encoded.count > maximumMessageSize {
             counters.outTooBigs.add(1, ordering: .relaxed)

@@ -82,6 +82,21 @@ public struct SNMPService: InetService {
         guard let answer = agent.respond(to: Array(payload.readableBytesView), from: nil) else { return nil }
         return allocator.buffer(bytes: answer)
     }
+
+    public var datagramEventKind: String { "snmp.request" }
+
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer? {
+        var note = SNMPExchangeNote()
+        let answer = agent.respond(to: Array(payload.readableBytesView), from: source, note: &note)
+        if let version = note.version { event.string("version", version) }
+        if let pdu = note.pdu { event.string("pdu", pdu) }
+        if !note.oids.isEmpty { event.strings("oids", note.oids) }
+        if note.varbindCount > note.oids.count { event.int("varbinds", note.varbindCount) }
+        if let accepted = note.communityAccepted { event.bool("community_ok", accepted) }
+        if let error = note.error { event.string("error_status", error) }
+        if let dropped = note.dropped { event.string("dropped", dropped) }
+        return answer.map { channel.allocator.buffer(bytes: $0) }
+    }
 }
 
 /// Where notifications go: `HOST[:PORT]` or `COMMUNITY@HOST[:PORT]` (community `public`, port 162).

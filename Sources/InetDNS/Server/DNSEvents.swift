@@ -1,0 +1,63 @@
+import InetCore
+import NIOCore
+
+/// What a `dns.query` event says of one exchange: the question (name, type, class), the rcode
+/// and answer count, and where the answer came from. Read from the reply this server wrote (or,
+/// without one, from the query), with every length checked: a query is peer bytes.
+enum DNSEventNotes {
+    /// `from`: `cache`, `zone`, `transfer` (AXFR) or `none` (nothing was sent).
+    static func describe(query: UnsafeRawBufferPointer, reply: UnsafeRawBufferPointer?, from: String, into body: inout EventBody) {
+        let message = reply ?? query
+        if let question = question(in: message) {
+            body.ascii("qname", question.name)
+            body.string("qtype", DNSType(rawValue: question.type).description)
+            if question.qclass != 1 { body.int("qclass", Int(question.qclass)) }
+        } else {
+            body.ascii("qname", [])
+        }
+        if let reply, reply.count >= 12 {
+            let flags = UInt16(reply[2]) << 8 | UInt16(reply[3])
+            body.string("rcode", DNSRCodeName.name(flags & 0x0F))
+            body.int("answers", Int(UInt16(reply[6]) << 8 | UInt16(reply[7])))
+            if flags & 0x0200 != 0 { body.bool("truncated_reply", true) }
+        } else {
+            body.string("rcode", "none")
+        }
+        body.string("answered_from", from)
+    }
+
+    /// The first question of a message in presentation form (`www.example.`), or nil when the
+    /// message has none or it is malformed. Compression pointers are not followed (a question
+    /// this server writes never has one; a query's is shown as far as it goes).
+    static func question(in message: UnsafeRawBufferPointer) -> (name: [UInt8], type: UInt16, qclass: UInt16)? {
+        guard message.count >= 12, message[4] != 0 || message[5] != 0 else { return nil }
+        var offset = 12
+        var name: [UInt8] = []
+        while true {
+            guard offset < message.count else { return nil }
+            let length = Int(message[offset])
+            if length == 0 { offset += 1; break }
+            guard length < 64, offset + 1 + length <= message.count, name.count + length < 255 else { return nil }
+            for byte in message[(offset + 1)..<(offset + 1 + length)] {
+                // Dots and odd bytes in a label are shown as RFC 1035 escapes.
+                if byte == UInt8(ascii: ".") || byte == UInt8(ascii: "\\") {
+                    name.append(UInt8(ascii: "\\"))
+                    name.append(byte)
+                } else if byte <= 0x20 || byte >= 0x7F {
+                    name.append(UInt8(ascii: "\\"))
+                    name.append(UInt8(ascii: "0") + byte / 100)
+                    name.append(UInt8(ascii: "0") + byte / 10 % 10)
+                    name.append(UInt8(ascii: "0") + byte % 10)
+                } else {
+                    name.append(byte)
+                }
+            }
+            name.append(UInt8(ascii: "."))
+            offset += 1 + length
+        }
+        guard offset + 4 <= message.count else { return nil }
+        let type = UInt16(message[offset]) << 8 | UInt16(message[offset + 1])
+        let qclass = UInt16(message[offset + 2]) << 8 | UInt16(message[offset + 3])
+        return (name.isEmpty ? [UInt8(ascii: ".")] : name, type, qclass)
+    }
+}

@@ -1,0 +1,404 @@
+"""The host's events: every worker's exchanges reach one ring and the journal, in order, with
+increasing ids; curl -N reads them live as server-sent events and a reconnection with
+Last-Event-ID loses nothing; a reader that stops reading is told it lagged; secrets are masked;
+`inetkit events` prints the journal; off loopback the API asks for a token."""
+import ftplib
+import hashlib
+import io
+import json
+import os
+import poplib
+import re
+import shutil
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import BIN, ROOT_ENV, Server, all_on_port_zero
+
+def config(data, extra=""):
+    os.makedirs(os.path.join(data, "alice"), exist_ok=True)
+    text = all_on_port_zero()
+    # POP3 and FTP with accounts (they replace their port-0 lines: a key may appear once).
+    lines = [line for line in text.splitlines() if not line.startswith("  pop3:") and not line.startswith("  ftp:")]
+    lines.append('  pop3: { port: 0, users: [{ name: carol@inetkit.test, password: "s3cret-pop" }] }')
+    lines.append(f'  ftp: {{ port: 0, users: [{{ name: alice, password: "s3cret-ftp", home: {data}/alice, write: true }}] }}')
+    return f"data_dir: {data}\n" + "\n".join(lines) + "\n" + extra
+
+
+@pytest.fixture(scope="module")
+def host():
+    data = tempfile.mkdtemp(prefix="inetkit-events-")
+    s = Server(config(data, "events:\n  heartbeat: 1\n"))
+    s.data = data
+    yield s
+    assert s.stop() == 0
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def api(server, path, headers=None):
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port('http')}/_inetkit{path}", headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def all_events(server, since=0):
+    """Every event after `since` up to now (each request adds events of its own: the pages stop
+    at the last id the first one saw)."""
+    events = []
+    target = None
+    while True:
+        page = api(server, f"/api/v1/events?since={since}&limit=1000")
+        target = page["last_id"] if target is None else target
+        events += [e for e in page["events"] if e["id"] <= target]
+        if not page["events"] or page["next"] > target:
+            return events
+        since = page["next"] - 1
+
+
+def wait_for(server, predicate, timeout=10, since=0):
+    deadline = time.time() + timeout
+    while True:
+        events = all_events(server, since)
+        found = [e for e in events if predicate(e)]
+        if found or time.time() > deadline:
+            return found, events
+        time.sleep(0.1)
+
+
+def test_every_worker_reports_its_exchanges_in_order_with_secrets_masked(host):
+    start = api(host, "/api/v1/events?limit=1")["last_id"]
+    http = host.port("http")
+    # HTTP with curl, DNS with dig over UDP and TCP.
+    subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{http}/events-probe.html?x=<b>"], check=True, timeout=10)
+    dns = host.port("dns", "udp")
+    subprocess.run(["dig", "+short", "-p", str(dns), "@127.0.0.1", "events.inetkit.test", "A"], check=True, timeout=10, capture_output=True)
+    subprocess.run(["dig", "+tcp", "+short", "-p", str(host.port("dns")), "@127.0.0.1", "tcp-events.inetkit.test", "TXT"],
+                   check=True, timeout=10, capture_output=True)
+    # Mail in with smtplib, out again with poplib (RETR, DELE).
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=10) as smtp:
+        smtp.sendmail("alice@example.test", ["carol@inetkit.test"], "Subject: events\r\n\r\nhello\r\n")
+    pop = poplib.POP3("127.0.0.1", host.port("pop3"), timeout=10)
+    pop.user("carol@inetkit.test")
+    pop.pass_("s3cret-pop")
+    pop.retr(1)
+    pop.dele(1)
+    pop.quit()
+    # FTP: an upload, whose SHA-256 the event carries.
+    payload = os.urandom(300_000)
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", host.port("ftp"), timeout=10)
+    ftp.login("alice", "s3cret-ftp")
+    ftp.storbinary("STOR upload.bin", io.BytesIO(payload))
+    ftp.quit()
+    # SNMP with net-snmp: a community the agent knows, and one it does not.
+    snmp = host.port("snmp", "udp")
+    subprocess.run(["snmpget", "-v2c", "-c", "public", f"127.0.0.1:{snmp}", "1.3.6.1.2.1.1.5.0"], check=True, timeout=10, capture_output=True)
+    subprocess.run(["snmpget", "-v2c", "-c", "not-the-community", "-t", "0.3", "-r", "0", f"127.0.0.1:{snmp}", "1.3.6.1.2.1.1.5.0"],
+                   timeout=10, capture_output=True)
+    # A simple service's datagram.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(b"ping", ("127.0.0.1", host.port("echo", "udp")))
+        assert s.recvfrom(100)[0] == b"ping"
+
+    wanted = {
+        "http.request": lambda e: e.get("target") == "/events-probe.html?x=<b>" and e["status"] == 404 and e["method"] == "GET",
+        "dns.query": lambda e: e.get("qname") == "events.inetkit.test." and e["qtype"] == "A" and e["transport"] == "udp",
+        "dns.query.tcp": lambda e: e.get("qname") == "tcp-events.inetkit.test." and e["qtype"] == "TXT" and e["transport"] == "tcp",
+        "smtp.message": lambda e: e.get("from") == "alice@example.test" and e["to"] == ["carol@inetkit.test"],
+        "pop3.retr": lambda e: e.get("message") == 1,
+        "pop3.dele": lambda e: e.get("message") == 1,
+        "ftp.transfer": lambda e: e.get("direction") == "upload" and e["bytes"] == len(payload)
+        and e["sha256"] == hashlib.sha256(payload).hexdigest(),
+        "snmp.request": lambda e: e.get("pdu") == "getRequest" and e["oids"] == ["1.3.6.1.2.1.1.5.0"] and e["community_ok"] is True,
+        "snmp.refused": lambda e: e.get("kind") == "snmp.request" and e.get("community_ok") is False,
+        "datagram": lambda e: e.get("service") == "echo" and e["bytes_in"] == 4 and e["hex_in"] == "70696e67",
+    }
+    deadline = time.time() + 10
+    while True:
+        events = all_events(host, start)
+        missing = [name for name, test in wanted.items()
+                   if not any(e["kind"] == name.split(".tcp")[0].replace(".refused", ".request") and test(e) for e in events)]
+        if not missing or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert not missing, f"no event for {missing} among {[e['kind'] for e in events]}"
+
+    # One id each, increasing; every connection's events in order: open first, close last.
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    by_connection = {}
+    for e in events:
+        if "conn" in e:
+            by_connection.setdefault(e["conn"], []).append(e["kind"])
+    for conn, kinds in by_connection.items():
+        if kinds[0] == "connection.open":
+            assert "connection.open" not in kinds[1:], kinds
+            if "connection.close" in kinds:
+                assert kinds[-1] == "connection.close", (conn, kinds)
+    # The transcripts show the commands with the passwords masked, and never the passwords.
+    lines = [e["text"] for e in events if e["kind"] == "line"]
+    assert "PASS ****" in lines
+    assert any(line.startswith("RETR 1") for line in lines)
+    assert any(line.startswith("220 ") for line in lines)
+    raw = json.dumps(events)
+    for secret in ("s3cret-pop", "s3cret-ftp", "not-the-community"):
+        assert secret not in raw
+    # The message's body is not in the transcript.
+    assert "hello" not in lines
+
+
+def test_curl_reads_the_stream_and_a_reconnection_with_last_event_id_loses_nothing(host):
+    url = f"http://127.0.0.1:{host.port('http')}/_inetkit/events?service=echo"
+    first = subprocess.Popen(["curl", "-N", "-s", url], stdout=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        echo = ("127.0.0.1", host.port("echo", "udp"))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for index in range(5):
+                s.sendto(f"one-{index}".encode(), echo)
+            seen = read_ids(first.stdout, 5)
+        assert len(seen) == 5
+    finally:
+        first.kill()
+        first.wait()
+    # Meanwhile, more events; the new connection names the last one it saw.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for index in range(7):
+            s.sendto(f"two-{index}".encode(), echo)
+    time.sleep(0.3)
+    second = subprocess.Popen(["curl", "-N", "-s", "-H", f"Last-Event-ID: {seen[-1]}", url], stdout=subprocess.PIPE)
+    try:
+        replayed = read_ids(second.stdout, 7)
+    finally:
+        second.kill()
+        second.wait()
+    echo_ids = [e["id"] for e in all_events(host, seen[-1]) if e["service"] == "echo"]
+    assert replayed == echo_ids[:7], (replayed, echo_ids)
+
+
+def read_ids(stream, count, timeout=10):
+    """The ids of the first `count` events on a text/event-stream."""
+    ids = []
+    deadline = time.time() + timeout
+    os.set_blocking(stream.fileno(), False)
+    buffer = b""
+    while len(ids) < count and time.time() < deadline:
+        chunk = stream.read(65536)
+        if chunk:
+            buffer += chunk
+            while b"\n\n" in buffer:
+                block, buffer = buffer.split(b"\n\n", 1)
+                for line in block.split(b"\n"):
+                    if line.startswith(b"id: "):
+                        ids.append(int(line[4:]))
+        else:
+            time.sleep(0.05)
+    return ids
+
+
+def test_an_idle_stream_gets_heartbeats_and_an_unknown_start_is_refused(host):
+    with socket.create_connection(("127.0.0.1", host.port("http")), timeout=5) as s:
+        s.sendall(b"GET /_inetkit/events?service=no-such-service HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        deadline = time.time() + 4
+        while b": heartbeat" not in got and time.time() < deadline:
+            got += s.recv(4096)
+        assert b"text/event-stream" in got
+        assert b": heartbeat" in got
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{host.port('http')}/_inetkit/events", headers={"Last-Event-ID": "12abc"}), timeout=5)
+    assert refused.value.code == 400
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        api(host, "/api/v1/events?limit=100000")
+    assert bad.value.code == 400
+
+
+def test_a_reader_that_stops_reading_is_told_it_lagged_and_memory_stays_bounded():
+    data = tempfile.mkdtemp(prefix="inetkit-events-lag-")
+    server = Server(config(data, "events:\n  ring_size: 200\n  heartbeat: 1\n"))
+    try:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", server.port("http")))
+        stalled.sendall(b"GET /_inetkit/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        # Far more than the ring holds, while the reader reads nothing (each event ~ 300 bytes:
+        # the socket buffers fill and the writer waits).
+        echo = ("127.0.0.1", server.port("echo", "udp"))
+        flood(echo, b"x" * 40, 3000)
+        rss_before = http_worker_rss(server)
+        flood(echo, b"y" * 40, 3000)
+        rss_after = http_worker_rss(server)
+        # What the stalled stream holds does not grow with what it missed.
+        assert rss_after - rss_before < 8 * 1024, (rss_before, rss_after)
+        stalled.settimeout(5)
+        got = b""
+        deadline = time.time() + 10
+        while b"stream.lagged" not in got and time.time() < deadline:
+            chunk = stalled.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        assert b'"kind":"stream.lagged"' in got
+        stalled.close()
+    finally:
+        assert server.stop() == 0
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def flood(address, payload, count):
+    """`count` datagrams, in bursts the echo service keeps up with, then a pause."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for index in range(count):
+            s.sendto(payload, address)
+            if index % 200 == 0:
+                time.sleep(0.01)
+    time.sleep(0.5)
+
+
+def http_worker_rss(server):
+    """KiB resident in the process serving HTTP (the worker, or the one process)."""
+    out = subprocess.run(["ss", "-Htlnp", f"sport = :{server.port('http')}"], capture_output=True, text=True).stdout
+    pids = sorted({int(pid) for pid in re.findall(r"pid=(\d+)", out)})
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total = max(total, int(line.split()[1]))
+    return total
+
+
+def test_the_journal_keeps_every_event_and_the_cli_prints_it(host):
+    subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{host.port('http')}/journal-probe"], check=True, timeout=10)
+    journal = os.path.join(host.data, "events", "events.jsonl")
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        with open(journal) as f:
+            text = f.read()
+        if "/journal-probe" in text:
+            break
+        time.sleep(0.1)
+    lines = [json.loads(line) for line in text.splitlines()]
+    ids = [e["id"] for e in lines if "id" in e]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert any(e.get("target") == "/journal-probe" for e in lines)
+    out = subprocess.run([BIN, "events", "--data-dir", host.data, "--service", "http", "--kind", "http.request", "-n", "3"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    assert "GET /journal-probe HTTP/1.1 -> 404" in out, out
+    assert len(out.strip().splitlines()) == 3
+    as_json = subprocess.run([BIN, "events", "--data-dir", host.data, "--json", "-n", "2"], capture_output=True, text=True, timeout=10, check=True).stdout
+    tail = [json.loads(line) for line in as_json.splitlines()]
+    assert len(tail) == 2 and tail[0]["id"] < tail[1]["id"]
+    # --follow prints what comes next.
+    follow = subprocess.Popen([BIN, "events", "--data-dir", host.data, "--follow", "-n", "0", "--kind", "http.request"],
+                              stdout=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{host.port('http')}/followed"], check=True, timeout=10)
+        os.set_blocking(follow.stdout.fileno(), False)
+        got = ""
+        deadline = time.time() + 5
+        while "/followed" not in got and time.time() < deadline:
+            got += (follow.stdout.read() or b"").decode()
+            time.sleep(0.1)
+        assert "GET /followed" in got
+    finally:
+        follow.kill()
+        follow.wait()
+
+
+def test_connections_and_services_are_listed(host):
+    with socket.create_connection(("127.0.0.1", host.port("smtp")), timeout=5) as s:
+        s.recv(100)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            open_now = api(host, "/api/v1/connections")["connections"]
+            mine = [c for c in open_now if c["service"] == "smtp" and c["peer"] == "127.0.0.1:%d" % s.getsockname()[1]]
+            if mine:
+                break
+            time.sleep(0.05)
+        assert mine and mine[0]["port"] == host.port("smtp")
+    services = {s["name"]: s for s in api(host, "/api/v1/services")["services"]}
+    assert services["dns"]["state"] == "running"
+
+
+def test_ids_go_on_across_a_restart():
+    data = tempfile.mkdtemp(prefix="inetkit-events-restart-")
+    try:
+        server = Server(config(data))
+        subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{server.port('http')}/a"], check=True, timeout=10)
+        time.sleep(0.3)
+        last = api(server, "/api/v1/events?limit=1")["last_id"]
+        assert server.stop() == 0
+        server = Server(config(data))
+        subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{server.port('http')}/b"], check=True, timeout=10)
+        found, events = wait_for(server, lambda e: e.get("target") == "/b")
+        assert found and found[0]["id"] > last
+        assert server.stop() == 0
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def netns_available():
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return False
+    name = f"inetkit-probe-{os.getpid()}"
+    ok = subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode == 0
+    if ok:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+    return ok
+
+
+@pytest.mark.skipif(not netns_available(), reason="needs root and ip netns")
+def test_off_loopback_the_api_and_stream_ask_for_a_token():
+    name = f"inetkit-events-{os.getpid()}"
+    address = "10.213.7.1"
+    data = tempfile.mkdtemp(prefix="inetkit-events-token-")
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        def inside(*cmd, **kw):
+            return subprocess.run(["ip", "netns", "exec", name, *cmd], **kw)
+        inside("ip", "link", "set", "lo", "up", check=True)
+        # A non-loopback address (on the namespace's own lo: no module needed).
+        inside("ip", "addr", "add", f"{address}/32", "dev", "lo", check=True)
+        ports = os.path.join(data, "ports.json")
+        cfg = os.path.join(data, "config.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"data_dir: {data}\nbind: [{address}, 127.0.0.1]\nservices:\n  http: {{ port: 0 }}\n")
+        proc = subprocess.Popen(["ip", "netns", "exec", name, BIN, "serve", "--config", cfg, "--ports-file", ports, "--services", "http"],
+                                env={**os.environ, **ROOT_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 30
+            while not os.path.exists(ports) and time.time() < deadline:
+                time.sleep(0.05)
+            port = json.load(open(ports))["http"]["tcp"]
+
+            def curl(url, *args):
+                out = inside("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", *args, url, capture_output=True, text=True)
+                return out.stdout
+            api_url = f"http://{address}:{port}/_inetkit/api/v1/services"
+            assert curl(api_url) == "401"
+            assert curl(f"http://{address}:{port}/_inetkit/events") == "401"
+            assert curl(api_url, "-H", "Authorization: Bearer wrong-token-wrong-token") == "401"
+            # Over loopback in the same host, no token is asked.
+            assert curl(f"http://127.0.0.1:{port}/_inetkit/api/v1/services") == "200"
+            token = open(os.path.join(data, "dashboard.token")).read().strip()
+            assert len(token) >= 32
+            assert curl(api_url, "-H", f"Authorization: Bearer {token}") == "200"
+            assert curl(api_url + f"?token={token}") == "200"
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
