@@ -164,6 +164,7 @@ let package = Package(
             dependencies: [
                 "InetCore",
                 "InetTLS",
+                "InetMail",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -228,6 +228,8 @@ public struct HostPlan: Sendable {
             bind = BindAddress.defaults
         }
         var services: [PlannedService] = []
+        // Where SMTP delivers, for the services that show the mail (the HTTP API).
+        directory.mailDirectory = try mailDirectory(config)
         for descriptor in catalog {
             let reader = config.services[descriptor.name]
             var enabled = try reader?.bool("enabled") ?? descriptor.enabledByDefault(reader)
@@ -274,6 +276,14 @@ public struct HostPlan: Sendable {
                 transports: transports, limits: limits, options: serviceReader?.value))
         }
         return HostPlan(bindAddresses: bind, portPlan: portPlan, shutdownGrace: config.shutdownGrace, dataDirectory: config.dataDirectory, services: services, events: config.events, directory: directory)
+    }
+}
+
+extension HostPlan {
+    /// Where SMTP delivers (`services.smtp.mail_dir`, default `<data_dir>/mail`).
+    public static func mailDirectory(_ config: HostConfig) throws(ConfigError) -> String {
+        try ServiceOptions(reader: config.services["smtp"], dataDirectory: config.dataDirectory,
+                           configDirectory: config.directory).path("mail_dir", default: "mail")
     }
 }
 

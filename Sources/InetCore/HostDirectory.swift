@@ -34,6 +34,13 @@ public final class HostDirectory: Sendable {
     /// a later plan's directory emits into the same ring).
     public let events = HostEvents()
 
+    /// The mail store SMTP delivers to (`services.smtp.mail_dir`): what the mail API reads.
+    public var mailDirectory: String? {
+        get { mailRoot.withLockedValue { $0 } }
+        set { mailRoot.withLockedValue { $0 = newValue } }
+    }
+    private let mailRoot = NIOLockedValueBox<String?>(nil)
+
     /// The directory this one stands for, if any (one level: the host's own never follows).
     private var followed: HostDirectory? { leader.withLockedValue { $0 } }
 

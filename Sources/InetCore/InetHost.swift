@@ -96,6 +96,13 @@ public final class InetHost: Sendable {
             } catch {
                 logger.warning("the event journal is off", metadata: ["error": "\(error)"])
             }
+            // The whole host is this process: it says when it starts and stops.
+            let plan = self.plan
+            directory.events.emit(service: "inetkit", kind: "host.start") { body in
+                body.int("pid", Int(getpid()))
+                body.string("isolation", "none")
+                body.strings("services", plan.services.filter(\.enabled).map(\.descriptor.name))
+            }
         }
         do {
             for runtime in runtimes where runtime.plan.enabled {
@@ -215,6 +222,7 @@ public final class InetHost: Sendable {
             for runtime in runtimes { await runtime.closeConnections() }
         }
         for runtime in runtimes { await runtime.finishService() }
+        if journal != nil { directory.events.emit(service: "inetkit", kind: "host.stop") { _ in } }
         journal?.stop()
         if summary { logSummary() }
     }

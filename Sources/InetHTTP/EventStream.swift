@@ -17,9 +17,10 @@ final class HostLive: Sendable {
     let host: HostDirectory
     let statusPath: String
     private let subscribers = Atomic<Int>(0)
-    private let draining = Atomic<Bool>(false)
+    private let stop: StopFlag
     /// The token asked of clients reaching the host over a non-loopback address.
     private let token: TokenSource
+    private let mail: MailAPI
 
     /// Events per page of `/api/v1/events` (and per write of the stream).
     static let pageLimit = 1000
@@ -30,6 +31,9 @@ final class HostLive: Sendable {
         self.host = host
         self.statusPath = statusPath
         token = TokenSource(dataDirectory: dataDirectory)
+        let flag = StopFlag()
+        stop = flag
+        mail = MailAPI(host: host, statusPath: statusPath) { flag.value.load(ordering: .relaxed) }
     }
 
     /// Whether this request is for the live side.
@@ -39,17 +43,19 @@ final class HostLive: Sendable {
 
     /// The open streams end (the host is shutting down).
     func drain() {
-        draining.store(true, ordering: .relaxed)
+        stop.value.store(true, ordering: .relaxed)
     }
 
     func respond(_ request: Request, channel: any Channel) async -> Response {
-        guard request.method == .get || request.method == .head else {
-            var response = HTTPErrors.page(.methodNotAllowed, "Only GET and HEAD are allowed here.")
-            response.headers[.allow] = "GET, HEAD"
+        let path = request.uri.path
+        let allowed = mail.handles(path) ? mail.allowed(path) : "GET, HEAD"
+        guard request.method == .get || request.method == .head || (request.method == .delete && allowed.hasSuffix("DELETE")) else {
+            var response = HTTPErrors.page(.methodNotAllowed, "This resource takes \(allowed).")
+            response.headers[.allow] = allowed
             return response
         }
         if let refusal = checkToken(request, channel: channel) { return refusal }
-        let path = request.uri.path
+        if mail.handles(path) { return await mail.respond(request) }
         let query = request.uri.queryParameters
         switch path {
         case statusPath + "/events":
@@ -60,6 +66,8 @@ final class HostLive: Sendable {
             return json(StatusPages.json(host.services(), uptime: Date().timeIntervalSince1970 - host.started))
         case statusPath + "/api/v1/connections":
             return connections()
+        case statusPath + "/api/openapi.json":
+            return json(OpenAPIDocument.json(statusPath: statusPath))
         default:
             return HTTPErrors.page(.notFound, "Not found.")
         }
@@ -203,7 +211,7 @@ final class HostLive: Sendable {
             try await writer.write(ByteBuffer(string: "retry: 2000\n: inetkit events from \(after + 1)\n\n"))
             var lastWrite = Self.monotonic()
             var out = ByteBuffer()
-            while !draining.load(ordering: .relaxed), !Task.isCancelled {
+            while !stop.value.load(ordering: .relaxed), !Task.isCancelled {
                 let (events, lost) = cursor.poll(ring, limit: 256, now: Self.monotonic())
                 out.clear()
                 if lost > 0 {
@@ -227,6 +235,11 @@ final class HostLive: Sendable {
             try await writer.finish(nil)
         })
     }
+}
+
+/// Set once the host is shutting down: open streams and waits end.
+final class StopFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }
 
 /// `service=a,b` and `kind=http.request,dns.*` (a trailing `*` matches a prefix).

@@ -9,7 +9,7 @@ struct MailCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mail",
         abstract: "Send mail over SMTP; list, read and delete it over POP3.",
-        subcommands: [MailSendCommand.self, MailListCommand.self, MailReadCommand.self, MailDeleteCommand.self])
+        subcommands: [MailSendCommand.self, MailListCommand.self, MailReadCommand.self, MailDeleteCommand.self, MailWaitCommand.self])
 }
 
 /// `host`, `host:port`, `[v6]:port` (the simple clients' target syntax), with the service's
@@ -208,5 +208,78 @@ struct MailDeleteCommand: AsyncParsableCommand {
             for number in numbers { try await client.delete(number) }
         }
         print("deleted \(numbers.count) message\(numbers.count == 1 ? "" : "s")")
+    }
+}
+
+/// `inetkit mail wait`: for scripts, waits until the host has mail for an address (read from its
+/// Maildir, so no server address is needed) and prints it.
+struct MailWaitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wait",
+        abstract: "Wait until the host's mail store has a message for an address; print its From, To, Subject and file.",
+        discussion: "Exit status 0 with the message, 1 when none came in time. A message already there counts (use --new for only those that arrive after the start).")
+
+    @Option(name: .long, help: "The recipient (its mailbox, or part of the To or Cc field).")
+    var to: String
+
+    @Option(name: .long, help: "Only a message whose Subject contains this.")
+    var subject: String?
+
+    @Option(name: .long, help: "Seconds to wait (default 10).")
+    var timeout: Double = 10
+
+    @Flag(name: .long, help: "Only a message that arrives after the command starts.")
+    var new = false
+
+    @Flag(name: .long, help: "Print the message's summary as JSON.")
+    var json = false
+
+    @Option(name: .long, help: "The host's config file (for its data_dir and services.smtp.mail_dir).")
+    var config: String?
+
+    @Option(name: .long, help: "The host's data folder (default: the config's data_dir, else ./inetkit-data).")
+    var dataDir: String?
+
+    func validate() throws {
+        guard timeout >= 0, timeout <= 86_400 else { throw ValidationError("--timeout must be 0 to 86400 seconds") }
+    }
+
+    func run() throws {
+        var root = (dataDir ?? HostConfig().dataDirectory) + "/mail"
+        if let config {
+            do {
+                var loaded = try HostSetup.loadConfigAndText(config).0
+                if let dataDir { loaded.dataDirectory = dataDir }
+                root = try HostPlan.mailDirectory(loaded)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+        let store = Maildir(root: root)
+        let wanted = to.lowercased()
+        let started = Date()
+        let seen = new ? Set(store.allMessages(limit: 100_000).map(\.message.uniqueID)) : []
+        while true {
+            for (mailbox, message) in store.allMessages(limit: 10_000) where !seen.contains(message.uniqueID) {
+                guard let head = FileManager.default.contents(atPath: message.path).map({ Array($0.prefix(65_536)) }) else { continue }
+                let fields = MailMessageView.headerFields(head[...])
+                func field(_ name: String) -> String { fields.first { $0.name.lowercased() == name }?.value ?? "" }
+                let matches = mailbox.lowercased().contains(wanted) || field("to").lowercased().contains(wanted) || field("cc").lowercased().contains(wanted)
+                guard matches, subject.map({ field("subject").lowercased().contains($0.lowercased()) }) ?? true else { continue }
+                if json {
+                    let members = [("id", message.uniqueID), ("mailbox", mailbox), ("from", field("from")), ("to", field("to")),
+                                   ("subject", field("subject")), ("file", message.path)]
+                    print("{" + members.map { "\(JSON.quote($0.0)):\(JSON.quote($0.1))" }.joined(separator: ",") + ",\"size\":\(message.size)}")
+                } else {
+                    print("From: \(field("from"))\nTo: \(field("to"))\nSubject: \(field("subject"))\nFile: \(message.path)")
+                }
+                return
+            }
+            if Date().timeIntervalSince(started) >= timeout {
+                FileHandle.standardError.write(Data("inetkit mail wait: no message for \(to) within \(timeout) s (mail store \(root))\n".utf8))
+                throw ExitCode(1)
+            }
+            usleep(100_000)
+        }
     }
 }

@@ -128,6 +128,8 @@ final class Supervisor {
     private let executable: String
     /// The event journal (the supervisor writes what every worker emits).
     private var journal: EventJournal?
+    /// The host's own events (start, worker exits, reloads, stop).
+    private let hostEvents = HostEvents()
 
     init(options: Options, config: HostConfig, configText: String, plan: HostPlan, sockets: [ListeningSocket], region: SharedRegion,
          account: RunAccount?, logger: Logger, generation: Int = 1, configDescriptor: Int32? = nil) throws {
@@ -168,14 +170,29 @@ final class Supervisor {
             logger.notice("workers run as \(account)")
         }
         startJournal()
+        hostEvents.emit(service: "inetkit", kind: "host.start") { body in
+            body.int("pid", Int(getpid()))
+            body.string("isolation", "workers")
+            body.strings("services", current.plan.services.filter(\.enabled).map(\.descriptor.name))
+            body.int("workers", current.groups.count)
+        }
         for group in current.groups { spawn(group, generation: current) }
         publish()
         loop()
-        journal?.stop()
+        stopEvents()
         return exitCode
     }
 
+    /// The last event, then the journal's last write.
+    private func stopEvents() {
+        hostEvents.emit(service: "inetkit", kind: "host.stop") { body in
+            body.int("exit_status", Int(exitCode))
+        }
+        journal?.stop()
+    }
+
     private func startJournal() {
+        hostEvents.attach(ring: region.events, settings: current.config.events)
         guard let ring = region.events, current.config.events.journal else { return }
         let settings = current.config.events
         let plan = current.plan
@@ -646,6 +663,12 @@ final class Supervisor {
         }
         metadata["last_lines"] = .array(worker.lastLines.suffix(5).map { .string($0) })
         let services = worker.group.services
+        hostEvents.emit(service: "inetkit", kind: "worker.exit") { body in
+            body.string("worker", worker.label)
+            body.int("pid", Int(worker.pid))
+            body.string("status", reason)
+            body.strings("services", services)
+        }
         for service in services {
             for transport in [Transport.tcp, .udp] {
                 guard let counters = region.counters(service: service, transport: transport) else { continue }
@@ -821,6 +844,10 @@ final class Supervisor {
     /// Every worker of the new generation is ready: the old ones drain and go.
     private func commitReload() {
         guard let next else { return }
+        hostEvents.emit(service: "inetkit", kind: "host.reload") { body in
+            body.int("generation", next.number)
+            body.strings("services", next.plan.services.filter(\.enabled).map(\.descriptor.name))
+        }
         let old = current
         handover = .preparing
         for worker in workers where worker.generation != next.number && !worker.askedToStop {
@@ -1022,8 +1049,12 @@ final class Supervisor {
         for group in generation.groups { spawn(group, generation: generation, handover: true) }
         advanceHandover()
         startJournal()
+        hostEvents.emit(service: "inetkit", kind: "host.upgrade") { body in
+            body.int("pid", Int(getpid()))
+            body.int("adopted_workers", workers.count)
+        }
         loop()
-        journal?.stop()
+        stopEvents()
         return exitCode
     }
 

@@ -286,3 +286,14 @@ final class EventAddressTests: XCTestCase {
         }
     }
 }
+
+final class EventKindTests: XCTestCase {
+    func testEveryKindTheHostEmitsFitsItsSlotAndFiltersFindIt() {
+        let ring = EventRing.inProcess(slots: 10, slotBytes: 256)!
+        for kind in ["connection.refused", "datagram.limited", "connection.close", "pop3.update", "host.upgrade", "a.kind.of.thirty.two.characters"] {
+            let id = HostEvents.emit(ring: ring, service: "inetkit", kind: kind, connection: 0) { _ in }
+            guard case .event(let event) = ring.read(id) else { return XCTFail(kind) }
+            XCTAssertEqual(event.kind, kind)
+        }
+    }
+}

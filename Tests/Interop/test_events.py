@@ -332,6 +332,26 @@ def test_connections_and_services_are_listed(host):
     assert services["dns"]["state"] == "running"
 
 
+def test_the_api_matches_its_openapi_document_under_schemathesis(host):
+    """schemathesis (PyPI) generates requests from the document, valid and not, and checks every
+    answer against it: status codes, content types, schemas."""
+    url = f"http://127.0.0.1:{host.port('http')}/_inetkit/api/openapi.json"
+    document = json.loads(urllib.request.urlopen(url, timeout=10).read())
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {"/events", "/services", "/connections", "/messages", "/messages/latest", "/messages/{id}",
+                                      "/messages/{id}/raw"}
+    # A message to find (the other operations then see 200s, not only 404s).
+    with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=10) as smtp:
+        smtp.sendmail("schema@example.test", ["carol@inetkit.test"], "Subject: for schemathesis\r\n\r\nhi\r\n")
+    # latest?wait= waits up to a minute for a match that random filters never make: it has a
+    # test of its own (test_mail_api.py).
+    run = subprocess.run([shutil.which("schemathesis") or "schemathesis", "run", url, "--checks", "all", "--max-examples", "60",
+                          "--request-timeout", "10", "--seed", "1", "--exclude-operation-id", "latestMessage"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "No issues found" in run.stdout, run.stdout[-4000:]
+
+
 def test_ids_go_on_across_a_restart():
     data = tempfile.mkdtemp(prefix="inetkit-events-restart-")
     try:

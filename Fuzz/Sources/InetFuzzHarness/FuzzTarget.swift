@@ -31,7 +31,7 @@ public enum FuzzTargets {
         DNSTargets.message, DNSTargets.reply, DNSTargets.zone,
         SNMPTargets.message, SNMPTargets.reply,
         HTTPTargets.range, HTTPTargets.path, HTTPTargets.request,
-        MailTargets.address,
+        MailTargets.address, MailTargets.message,
         FTPTargets.hostPort, FTPTargets.path,
         ConfigTargets.config, ConfigTargets.regionListing,
         SimpleTargets.datagram,

@@ -21,14 +21,16 @@ import Musl
 /// it never parses them).
 ///
 /// Layout, in bytes: a header of 64; the connection table (`liveCapacity` entries of 128); the
-/// slots (`slotBytes` each: a header of 64, then the event's JSON body).
+/// slots (`slotBytes` each: a header of 80, then the event's JSON body).
 public final class EventRing: @unchecked Sendable {
-    static let magic: Int64 = 0x494E_4554_4556_0001  // "INETEV" + layout version 1
+    static let magic: Int64 = 0x494E_4554_4556_0002  // "INETEV" + layout version 2
     static let headerBytes = 64
-    static let slotHeaderBytes = 64
+    static let slotHeaderBytes = 80
     static let liveEntryBytes = 128
     public static let liveCapacity = 4096
     static let nameBytes = 16
+    /// A kind's room in a slot (`connection.refused` and longer).
+    static let kindBytes = 32
     static let peerBytes = 64
 
     public let slotCount: Int
@@ -134,7 +136,7 @@ public final class EventRing: @unchecked Sendable {
         slot.storeBytes(of: Int64(connection), toByteOffset: 16, as: Int64.self)
         slot.storeBytes(of: Int64(time), toByteOffset: 24, as: Int64.self)
         Self.storeName(service, at: slot + 32, bytes: Self.nameBytes)
-        Self.storeName(kind, at: slot + 48, bytes: Self.nameBytes)
+        Self.storeName(kind, at: slot + 48, bytes: Self.kindBytes)
         if length > 0 { (slot + Self.slotHeaderBytes).copyMemory(from: body.baseAddress!, byteCount: length) }
         slot.storeBytes(of: Int64(length), toByteOffset: 8, as: Int64.self)
         inetkit_atomic_store(sequence, Int64(id))
@@ -168,7 +170,7 @@ public final class EventRing: @unchecked Sendable {
             let connection = Int(slot.load(fromByteOffset: 16, as: Int64.self))
             let time = Int(slot.load(fromByteOffset: 24, as: Int64.self))
             let service = Self.loadName(at: slot + 32, bytes: Self.nameBytes)
-            let kind = Self.loadName(at: slot + 48, bytes: Self.nameBytes)
+            let kind = Self.loadName(at: slot + 48, bytes: Self.kindBytes)
             let body = [UInt8](UnsafeRawBufferPointer(start: slot + Self.slotHeaderBytes, count: length))
             inetkit_fence_acquire()
             if Int(inetkit_atomic_load(sequence)) == id {

@@ -136,6 +136,43 @@ public final class Maildir: Sendable {
         return found
     }
 
+    /// Every mailbox's messages, newest first, at most `limit` (the API's list): each with
+    /// its mailbox as `local@domain`.
+    public func allMessages(limit: Int) -> [(mailbox: String, message: MaildirMessage)] {
+        var found: [(mailbox: String, message: MaildirMessage)] = []
+        for domain in Self.entries(root) {
+            for local in Self.entries(root + "/" + domain) {
+                guard let messages = try? messages(in: root + "/" + domain + "/" + local) else { continue }
+                for message in messages { found.append((local + "@" + domain, message)) }
+                // Bounded while walking: only the newest `limit` are kept.
+                if found.count > limit * 2 {
+                    found.sort { Self.newer($0.message, $1.message) }
+                    found.removeLast(found.count - limit)
+                }
+            }
+        }
+        found.sort { Self.newer($0.message, $1.message) }
+        return Array(found.prefix(limit))
+    }
+
+    static func newer(_ a: MaildirMessage, _ b: MaildirMessage) -> Bool {
+        (a.seconds, a.microseconds, a.name) > (b.seconds, b.microseconds, b.name)
+    }
+
+    /// The names in a folder (not starting with a dot), or none.
+    private static func entries(_ folder: String) -> [String] {
+        guard let handle = opendir(folder) else { return [] }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle), names.count < 100_000 {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if !name.hasPrefix(".") { names.append(name) }
+        }
+        return names.sorted()
+    }
+
     /// Removes a message; a message already gone counts as removed.
     public func remove(_ message: MaildirMessage) throws(MaildirError) {
         guard unlink(message.path) == 0 || errno == ENOENT else { throw MaildirError("unlink", message.path) }
@@ -229,7 +266,8 @@ public struct MaildirMessage: Sendable, Equatable {
     public var virtualSize: Int
     /// A name that stays the same when the message moves from new/ to cur/ (POP3 UIDL).
     public var uniqueID: String
-    let seconds: Int
+    /// When it was delivered (from its name), seconds since 1970.
+    public let seconds: Int
     /// From a name like `<seconds>.M<microseconds>P<pid>…`, so that one second's messages sort in order.
     let microseconds: Int
 
