@@ -28,7 +28,7 @@ struct EventsCommand: ParsableCommand {
     @Option(name: .long, parsing: .upToNextOption, help: "Only these kinds (e.g. --kind http.request 'dns.*').")
     var kind: [String] = []
 
-    @Option(name: [.customShort("n"), .customLong("lines")], help: "Events shown from the end of the journal before following (default 20; 0 with --follow: only new ones).")
+    @Option(name: [.customShort("n"), .customLong("lines")], help: "Events shown from the end of the journal before following (0 with --follow: only new ones).")
     var lines: Int = 20
 
     @Flag(name: .long, help: "Print each event as its JSON line.")

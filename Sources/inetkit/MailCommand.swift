@@ -225,7 +225,7 @@ struct MailWaitCommand: ParsableCommand {
     @Option(name: .long, help: "Only a message whose Subject contains this.")
     var subject: String?
 
-    @Option(name: .long, help: "Seconds to wait (default 10).")
+    @Option(name: .long, help: "Seconds to wait.")
     var timeout: Double = 10
 
     @Flag(name: .long, help: "Only a message that arrives after the command starts.")
