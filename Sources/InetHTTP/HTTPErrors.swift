@@ -15,8 +15,9 @@ enum HTTPErrors {
     }
 }
 
-enum HTML {
-    static func escape(_ text: String) -> String {
+/// Text for an HTML page (the status pages, listings, the session report).
+public enum HTML {
+    public static func escape(_ text: String) -> String {
         var result = ""
         result.reserveCapacity(text.utf8.count)
         for character in text {

@@ -39,7 +39,7 @@ struct EventsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let folder = try dataFolder() + "/events"
+        let folder = try Self.dataFolder(config: config, dataDir: dataDir) + "/events"
         let path = folder + "/" + EventJournal.fileName
         let services = Set(service.map { $0.lowercased() })
         let kinds = kind
@@ -78,7 +78,8 @@ struct EventsCommand: ParsableCommand {
         }
     }
 
-    private func dataFolder() throws -> String {
+    /// The host's data folder: `--data-dir`, else the config's `data_dir`, else the default.
+    static func dataFolder(config: String?, dataDir: String?) throws -> String {
         if let dataDir { return dataDir }
         if let config {
             do {
@@ -101,15 +102,18 @@ struct EventsCommand: ParsableCommand {
     }
 
     /// One line a learner can read: time, id, service, what happened.
-    static func describe(_ event: [String: Any]) -> String {
-        func text(_ key: String) -> String {
-            switch event[key] {
-            case let value as String: return value
-            case let value as NSNumber: return value.stringValue
-            case let value as [Any]: return value.map { "\($0)" }.joined(separator: ",")
-            default: return ""
-            }
+    /// A member of a parsed event as text (lists joined), "" when absent.
+    static func field(_ event: [String: Any], _ key: String, separator: String = ",") -> String {
+        switch event[key] {
+        case let value as String: return value
+        case let value as NSNumber: return value.stringValue
+        case let value as [Any]: return value.map { "\($0)" }.joined(separator: separator)
+        default: return ""
         }
+    }
+
+    static func describe(_ event: [String: Any]) -> String {
+        func text(_ key: String) -> String { field(event, key) }
         var time = text("time")
         if let t = time.firstIndex(of: "T") { time = String(time[time.index(after: t)...].prefix(12)) }
         let kind = text("kind")

@@ -26,6 +26,7 @@ struct InetKitCommand: AsyncParsableCommand {
             TFTPCommand.self,
             SyslogCommand.self,
             EventsCommand.self,
+            ReportCommand.self,
         ]
     )
 }

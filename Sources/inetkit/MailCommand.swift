@@ -245,8 +245,9 @@ struct MailWaitCommand: ParsableCommand {
     }
 
     func run() throws {
-        var root = (dataDir ?? HostConfig().dataDirectory) + "/mail"
+        var root = try EventsCommand.dataFolder(config: nil, dataDir: dataDir) + "/mail"
         if let config {
+            // services.smtp.mail_dir, relative to the config's (or --data-dir's) data_dir.
             do {
                 var loaded = try HostSetup.loadConfigAndText(config).0
                 if let dataDir { loaded.dataDirectory = dataDir }

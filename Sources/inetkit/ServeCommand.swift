@@ -229,6 +229,8 @@ struct ServeCommand: AsyncParsableCommand {
                 }
             })
         await HostSetup.runUntilStopped(hostService, logger: logger)
+        let events = host.plan.events
+        if events.enabled && events.journal { Supervisor.writeReport(dataDirectory: host.plan.dataDirectory, logger: logger) }
     }
 }
 

@@ -188,7 +188,19 @@ final class Supervisor {
         hostEvents.emit(service: "inetkit", kind: "host.stop") { body in
             body.int("exit_status", Int(exitCode))
         }
-        journal?.stop()
+        guard let journal else { return }
+        journal.stop()
+        Self.writeReport(dataDirectory: current.plan.dataDirectory, logger: logger)
+    }
+
+    /// The session report, from the journal just closed.
+    static func writeReport(dataDirectory: String, logger: Logger) {
+        do {
+            let paths = try SessionReport.write(dataDirectory: dataDirectory)
+            logger.notice("session report written", metadata: ["files": "\(paths.joined(separator: " "))"])
+        } catch {
+            logger.error("cannot write the session report", metadata: ["error": "\(error)"])
+        }
     }
 
     private func startJournal() {

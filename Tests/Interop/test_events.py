@@ -422,3 +422,59 @@ def test_off_loopback_the_api_and_stream_ask_for_a_token():
     finally:
         subprocess.run(["ip", "netns", "delete", name], capture_output=True)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_the_session_report_names_every_dns_name_url_and_message_of_the_session():
+    data = tempfile.mkdtemp(prefix="inetkit-report-")
+    try:
+        # An earlier session: not in the report of the next one.
+        earlier = Server(config(data))
+        subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{earlier.port('http')}/from-the-earlier-session"],
+                       check=True, timeout=10)
+        assert earlier.stop() == 0
+        server = Server(config(data))
+        http = server.port("http")
+        names = ["alpha.inetkit.test", "beta.inetkit.test", "<script>alert(1)</script>.inetkit.test"]
+        for name in names:
+            subprocess.run(["dig", "+short", "+tries=1", "-p", str(server.port("dns", "udp")), "@127.0.0.1", name, "A"],
+                           timeout=10, capture_output=True)
+        paths = ["/report-one.html", "/report-two?q=<img src=x onerror=alert(1)>"]
+        for path in paths:
+            subprocess.run(["curl", "-s", "-o", "/dev/null", "-g", f"http://127.0.0.1:{http}" + path.replace(" ", "%20")],
+                           check=True, timeout=10)
+        with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=10) as smtp:
+            smtp.sendmail("reporter@example.test", ["carol@inetkit.test"], "Subject: for the report\r\n\r\nhi\r\n")
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", server.port("ftp"), timeout=10)
+        ftp.login("alice", "s3cret-ftp")
+        ftp.storbinary("STOR reported.bin", io.BytesIO(b"report me"))
+        ftp.quit()
+        time.sleep(0.5)
+        # On demand, while the host runs.
+        out = subprocess.run([BIN, "report", "--data-dir", data], capture_output=True, text=True, timeout=30, check=True).stdout
+        for name in ("alpha.inetkit.test. A", "beta.inetkit.test. A"):
+            assert name in out, out
+        assert "/report-one.html (GET, 404)" in out
+        assert "from <reporter@example.test> to carol@inetkit.test" in out
+        assert "upload /reported.bin by alice, 9 bytes, SHA-256 " + hashlib.sha256(b"report me").hexdigest() in out
+        assert "ftp: alice / **** accepted" in out
+        assert "s3cret-ftp" not in out
+        assert "from-the-earlier-session" not in out
+        # At shutdown: text, JSON and HTML, the latest ones under fixed names.
+        assert server.stop() == 0
+        reports = os.path.join(data, "reports")
+        text = open(os.path.join(reports, "latest.txt")).read()
+        report = json.load(open(os.path.join(reports, "latest.json")))
+        page = open(os.path.join(reports, "latest.html")).read()
+        assert "alpha.inetkit.test. A" in report["dns_names"]
+        assert any("/report-two?q=<img%20src=x%20onerror=alert(1)>" in url for url in report["http_urls"]), report["http_urls"]
+        assert report["mail"] and "reporter@example.test" in report["mail"][0]["text"]
+        assert {s["service"] for s in report["services"]} >= {"dns", "http", "smtp", "ftp"}
+        assert "alpha.inetkit.test. A" in text and "/report-one.html" in text
+        # The page runs nothing of what it shows: every captured text is escaped.
+        assert "<script>" not in page and "<img" not in page
+        assert "&lt;img%20src=x%20onerror=alert(1)&gt;" in page
+        assert "&lt;script&gt;" in page
+        assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
