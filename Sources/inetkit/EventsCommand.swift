@@ -145,7 +145,7 @@ struct JournalTail {
     private var handle: FileHandle?
     private var inode: UInt64 = 0
     private var offset: UInt64 = 0
-    private var partial = Data()
+    private var partial: [UInt8] = []
 
     init(path: String) {
         self.path = path
@@ -177,16 +177,23 @@ struct JournalTail {
         var lines: [String] = []
         while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
             offset += UInt64(chunk.count)
-            partial.append(chunk)
-            while let newline = partial.firstIndex(of: 0x0A) {
-                let line = partial[partial.startIndex..<newline]
-                partial.removeSubrange(partial.startIndex...newline)
-                if !line.isEmpty { lines.append(String(decoding: line, as: UTF8.self)) }
-            }
-            // A line longer than any event can be is not one: drop it.
-            if partial.count > 1 << 20 { partial.removeAll() }
+            Self.split(&partial, chunk) { lines.append(String(decoding: $0, as: UTF8.self)) }
         }
         return lines
+    }
+
+    /// Each complete line of `pending` followed by `chunk`, in order; the unfinished rest stays in
+    /// `pending` (shifted once per chunk, not once per line). A "line" longer than any event can
+    /// be is not one: it is dropped.
+    static func split(_ pending: inout [UInt8], _ chunk: Data, _ line: (ArraySlice<UInt8>) -> Void) {
+        pending.append(contentsOf: chunk)
+        var start = 0
+        while let newline = pending[start...].firstIndex(of: 0x0A) {
+            if newline > start { line(pending[start..<newline]) }
+            start = newline + 1
+        }
+        pending.removeFirst(start)
+        if pending.count > 1 << 20 { pending.removeAll() }
     }
 }
 

@@ -38,31 +38,61 @@ struct SessionReport {
     var logins: [Entry] = []
     var snmp: [String: Int] = [:]
     var left = 0
+    /// The journal was longer than `maximumJournalBytes`: older events were not read.
+    var cut = false
+    var budget = maximumJournalBytes
+
+    /// The most of the journal a report reads (its newest files): a longer session's start is
+    /// left out, and the report says so. At shutdown a quarter of it, so stopping stays quick.
+    static let maximumJournalBytes: UInt64 = 256 << 20
+    static let shutdownJournalBytes: UInt64 = 64 << 20
 
     /// The session in the journal files of `folder` (the rotated ones first).
-    static func read(folder: String) -> SessionReport {
+    static func read(folder: String, budget: UInt64 = maximumJournalBytes) -> SessionReport {
         var report = SessionReport()
+        report.budget = budget
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).compactMap { name -> (Int, String)? in
             if name == EventJournal.fileName { return (Int.max, name) }
             guard name.hasPrefix("events."), name.hasSuffix(".jsonl"),
                   let number = Int(name.dropFirst("events.".count).dropLast(".jsonl".count)) else { return nil }
             return (number, name)
         }.sorted { $0.0 < $1.0 }
-        for (_, name) in names {
+        // The newest files, within the budget.
+        var budget = budget
+        var chosen: [String] = []
+        for (_, name) in names.reversed() {
+            let size = ((try? FileManager.default.attributesOfItem(atPath: folder + "/" + name))?[.size] as? NSNumber)?.uint64Value ?? 0
+            guard size <= budget || chosen.isEmpty else { report.cut = true; break }
+            budget -= min(budget, size)
+            chosen.insert(name, at: 0)
+        }
+        for name in chosen {
             guard let handle = FileHandle(forReadingAtPath: folder + "/" + name) else { continue }
-            var partial = Data()
+            var partial: [UInt8] = []
             while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-                partial.append(chunk)
-                while let newline = partial.firstIndex(of: 0x0A) {
-                    let line = partial[partial.startIndex..<newline]
-                    partial.removeSubrange(partial.startIndex...newline)
-                    if let event = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] { report.add(event) }
+                JournalTail.split(&partial, chunk) { line in
+                    // Transcript lines are most of a busy journal and say nothing the report
+                    // lists: skipped before they are parsed.
+                    guard !Self.isTranscript(line) else { return }
+                    if let event = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] { report.add(event) }
                 }
-                if partial.count > 1 << 20 { partial.removeAll() }
             }
             try? handle.close()
         }
         return report
+    }
+
+    /// Whether a journal line is a `line` event (`"kind":"line"` among its first members).
+    static func isTranscript(_ line: ArraySlice<UInt8>) -> Bool {
+        let marker = Array(#","kind":"line","#.utf8)
+        let head = line.prefix(200)
+        guard head.count >= marker.count else { return false }
+        var index = head.startIndex
+        while index + marker.count <= head.endIndex {
+            if head[index] == marker[0], head[index..<(index + marker.count)].elementsEqual(marker) { return true }
+            index += 1
+        }
+        return false
     }
 
     mutating func add(_ event: [String: Any]) {
@@ -71,7 +101,9 @@ struct SessionReport {
         let kind = text("kind")
         if kind == "host.start" {
             // A new session: what came before belongs to an earlier one.
+            let budget = budget
             self = SessionReport()
+            self.budget = budget
             started = text("time")
             firstID = number("id")
         }
@@ -128,7 +160,9 @@ struct SessionReport {
 
     var text: String {
         var out = "InetKit session report\n======================\n"
-        out += "Session: \(started.nilIfEmpty ?? "(no start recorded)") to \(ended), events \(firstID)…\(lastID)\n\n"
+        out += "Session: \(started.nilIfEmpty ?? "(no start recorded)") to \(ended), events \(firstID)…\(lastID)\n"
+        if cut { out += "(the session's first events are older than the newest \(budget >> 20) MiB of the journal: not read)\n" }
+        out += "\n"
         out += "Services\n--------\n"
         for line in services.values.sorted(by: { $0.service < $1.service }) {
             out += "\(line.service): \(line.connections) connections, \(line.datagrams) datagrams, \(line.bytesIn) bytes in, \(line.bytesOut) out, \(line.peers.count) peers\n"
@@ -160,7 +194,7 @@ struct SessionReport {
         }
         return "{\"started\":\(quote(started)),\"ended\":\(quote(ended)),\"first_id\":\(firstID),\"last_id\":\(lastID),"
             + "\"services\":[\(lines.joined(separator: ","))],\"dns_names\":\(counts(dnsNames)),\"http_urls\":\(counts(urls)),"
-            + "\"mail\":\(entries(messages)),\"transfers\":\(entries(transfers)),\"logins\":\(entries(logins)),\"snmp\":\(counts(snmp)),\"not_listed\":\(left)}\n"
+            + "\"mail\":\(entries(messages)),\"transfers\":\(entries(transfers)),\"logins\":\(entries(logins)),\"snmp\":\(counts(snmp)),\"not_listed\":\(left),\"start_not_read\":\(cut)}\n"
     }
 
     /// One page, no script, no remote load: every captured text escaped.
@@ -208,9 +242,9 @@ struct SessionReport {
 
     /// Writes `report-<time>.{txt,json,html}` and `latest.*` into `<dataDirectory>/reports`.
     @discardableResult
-    static func write(dataDirectory: String) throws -> [String] {
+    static func write(dataDirectory: String, budget: UInt64 = maximumJournalBytes) throws -> (paths: [String], report: SessionReport) {
         let base = dataDirectory.hasSuffix("/") ? dataDirectory : dataDirectory + "/"
-        let report = read(folder: base + "events")
+        let report = read(folder: base + "events", budget: budget)
         let folder = base + "reports"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let stamp = (report.ended.nilIfEmpty ?? EventBody.isoTime(EventBody.now())).filter { $0.isNumber || $0 == "T" }
@@ -222,7 +256,7 @@ struct SessionReport {
             try body.write(toFile: "\(folder)/latest.\(suffix)", atomically: true, encoding: .utf8)
             paths.append(path)
         }
-        return paths
+        return (paths, report)
     }
 }
 
@@ -245,8 +279,8 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let folder = try EventsCommand.dataFolder(config: config, dataDir: dataDir)
-        let paths = try SessionReport.write(dataDirectory: folder)
-        print(SessionReport.read(folder: folder + "/events").text, terminator: "")
+        let (paths, report) = try SessionReport.write(dataDirectory: folder)
+        print(report.text, terminator: "")
         print("\nwritten: \(paths.joined(separator: " "))")
     }
 }

@@ -196,7 +196,7 @@ final class Supervisor {
     /// The session report, from the journal just closed.
     static func writeReport(dataDirectory: String, logger: Logger) {
         do {
-            let paths = try SessionReport.write(dataDirectory: dataDirectory)
+            let (paths, _) = try SessionReport.write(dataDirectory: dataDirectory, budget: SessionReport.shutdownJournalBytes)
             logger.notice("session report written", metadata: ["files": "\(paths.joined(separator: " "))"])
         } catch {
             logger.error("cannot write the session report", metadata: ["error": "\(error)"])
