@@ -256,7 +256,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
         accessLog.record(peer: context.channel.remoteAddress, method: request.method.rawValue, target: request.uri, version: request.version,
                          referer: request.headers.first(name: "referer"), agent: request.headers.first(name: "user-agent"),
                          status: Int(head.status.code), bytes: answer.body.count, started: started,
-                         events: events, host: request.headers.first(name: "host"))
+                         events: events, host: events == nil ? nil : request.headers.first(name: "host"))
         if !keepAlive {
             closing = true
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)

@@ -76,18 +76,10 @@ struct MailAPI: Sendable {
             }
         case 1, 2:
             guard let id = Self.identifier(parts[0]), parts.count == 1 || parts[1] == "raw" else { return Self.error(.notFound, "Not found.") }
-            let raw = parts.count == 2
+            if parts.count == 2 { return await raw(id, store: store) }
             return await Self.offLoop {
                 guard let found = Self.find(id, in: store), let bytes = Self.read(found.message.path, limit: Self.maximumMessageBytes) else {
                     return Self.error(.notFound, "no message \(id)")
-                }
-                if raw {
-                    return Response(status: .ok, headers: [
-                        .contentType: "message/rfc822", .contentLength: String(bytes.count), .cacheControl: "no-store",
-                        .contentDisposition: "attachment; filename=\"\(Self.fileName(id)).eml\"",
-                        HTTPField.Name("X-Content-Type-Options")!: "nosniff",
-                        .contentSecurityPolicy: "sandbox; default-src 'none'",
-                    ], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
                 }
                 let view = MailMessageView(bytes: bytes)
                 let summary = Summary(mailbox: found.mailbox, message: found.message, headers: view.headers)
@@ -103,6 +95,37 @@ struct MailAPI: Sendable {
         default:
             return Self.error(.notFound, "Not found.")
         }
+    }
+
+    /// The `.eml`, streamed in chunks read off the event loop: each is written only once the
+    /// client took the one before (a client that does not read holds one chunk, not the file).
+    private func raw(_ id: String, store: Maildir) async -> Response {
+        let found = try? await NIOThreadPool.singleton.runIfActive { () -> (path: String, size: Int)? in
+            guard let found = Self.find(id, in: store) else { return nil }
+            var info = stat()
+            guard stat(found.message.path, &info) == 0 else { return nil }
+            return (found.message.path, Int(info.st_size))
+        }
+        guard let found = found ?? nil else { return Self.error(.notFound, "no message \(id)") }
+        let size = min(found.size, Self.maximumMessageBytes)
+        let path = found.path
+        return Response(status: .ok, headers: [
+            .contentType: "message/rfc822", .cacheControl: "no-store",
+            .contentDisposition: "attachment; filename=\"\(Self.fileName(id)).eml\"",
+            HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+            .contentSecurityPolicy: "sandbox; default-src 'none'",
+        ], body: ResponseBody(contentLength: size) { writer in
+            var offset = 0
+            while offset < size {
+                let start = offset
+                let chunk = try await NIOThreadPool.singleton.runIfActive { Self.read(path, from: start, count: min(65_536, size - start)) }
+                // The file shrank or went meanwhile: the response ends short (the client sees it).
+                guard let chunk, !chunk.isEmpty else { break }
+                try await writer.write(ByteBuffer(bytes: chunk))
+                offset += chunk.count
+            }
+            try await writer.finish(nil)
+        })
     }
 
     // MARK: - Finding messages
@@ -160,7 +183,8 @@ struct MailAPI: Sendable {
             date = field("date")
             messageID = field("message-id")
             size = message.size
-            received = message.seconds
+            // From a file name: kept within what a time can be (no overflow below).
+            received = min(max(message.seconds, 0), 1 << 40)
         }
 
         var members: String {
@@ -220,6 +244,18 @@ struct MailAPI: Sendable {
             if count == 0 { break }
             out.append(contentsOf: chunk[0..<count])
         }
+        return out
+    }
+
+    /// Up to `count` bytes of a file from `offset`.
+    static func read(_ path: String, from offset: Int, count: Int) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out = [UInt8](repeating: 0, count: count)
+        let got = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
+        guard got >= 0 else { return nil }
+        out.removeLast(count - got)
         return out
     }
 

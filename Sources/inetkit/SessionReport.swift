@@ -97,7 +97,8 @@ struct SessionReport {
 
     mutating func add(_ event: [String: Any]) {
         func text(_ key: String) -> String { EventsCommand.field(event, key, separator: ", ") }
-        func number(_ key: String) -> Int { (event[key] as? NSNumber)?.intValue ?? 0 }
+        // From a file: kept within bounds, so the sums below cannot overflow.
+        func number(_ key: String) -> Int { min(max((event[key] as? NSNumber)?.intValue ?? 0, 0), 1 << 50) }
         let kind = text("kind")
         if kind == "host.start" {
             // A new session: what came before belongs to an earlier one.

@@ -178,16 +178,7 @@ public struct EventBody {
     /// appended with only JSON's and HTML's escapes.
     public mutating func ascii(_ name: StaticString, _ value: [UInt8]) {
         guard key(name) else { return }
-        let table = Self.plain
-        let done: Bool = value.withUnsafeBufferPointer { buffer in
-            guard buffer.count + 2 <= room else { return false }
-            for byte in buffer where !table[Int(byte)] { return false }
-            bytes.append(UInt8(ascii: "\""))
-            bytes.append(contentsOf: buffer)
-            bytes.append(UInt8(ascii: "\""))
-            return true
-        }
-        if !done { appendEscaped(value) }
+        if !value.withUnsafeBufferPointer({ appendPlain($0) }) { appendEscaped(value) }
     }
 
     /// Peer bytes as text: invalid UTF-8 becomes U+FFFD.
@@ -281,17 +272,20 @@ public struct EventBody {
 
     private mutating func appendQuoted(_ utf8: String.UTF8View) {
         // The common case: contiguous text with nothing to escape, copied in one go.
-        let table = Self.plain
-        let done: Bool? = utf8.withContiguousStorageIfAvailable { buffer in
-            guard buffer.count + 2 <= room else { return false }
-            for byte in buffer where !table[Int(byte)] { return false }
-            bytes.append(UInt8(ascii: "\""))
-            bytes.append(contentsOf: buffer)
-            bytes.append(UInt8(ascii: "\""))
-            return true
-        }
-        if done == true { return }
+        if utf8.withContiguousStorageIfAvailable({ appendPlain($0) }) == true { return }
         appendEscaped(utf8)
+    }
+
+    /// Appends `buffer` as a quoted string when it fits and needs no escape; false otherwise
+    /// (nothing appended).
+    private mutating func appendPlain(_ buffer: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard buffer.count + 2 <= room else { return false }
+        let table = Self.plain
+        for byte in buffer where !table[Int(byte)] { return false }
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: buffer)
+        bytes.append(UInt8(ascii: "\""))
+        return true
     }
 
     private mutating func appendQuoted(_ utf8: Substring.UTF8View) {

@@ -366,6 +366,28 @@ public struct EventCursor: Sendable {
     /// Up to `limit` events from the cursor on, appended to `out` as JSON lines (the journal's
     /// way: nothing decoded); returns how many were appended and how many were lost.
     public mutating func pollLines(_ ring: EventRing, into out: inout [UInt8], limit: Int, now: Double) -> (count: Int, lost: Int) {
+        advance(ring, limit: limit, now: now) { ring.appendLine($0, to: &out) }
+    }
+
+    /// Up to `limit` events from the cursor on, and how many were lost (overwritten before they
+    /// were read). A slot left half-written by a process that died is skipped after a second.
+    public mutating func poll(_ ring: EventRing, limit: Int, now: Double) -> (events: [StoredEvent], lost: Int) {
+        var events: [StoredEvent] = []
+        let (_, lost) = advance(ring, limit: limit, now: now) { id in
+            switch ring.read(id) {
+            case .event(let event):
+                events.append(event)
+                return .appended
+            case .pending: return .pending
+            case .gone: return .gone
+            }
+        }
+        return (events, lost)
+    }
+
+    /// Takes ids from `next` on with `take` while they are there: older than the ring holds,
+    /// overwritten, or stuck half-written for over a second counts as lost.
+    private mutating func advance(_ ring: EventRing, limit: Int, now: Double, take: (Int) -> EventRing.AppendResult) -> (count: Int, lost: Int) {
         var count = 0
         var lost = 0
         let last = ring.lastID
@@ -375,7 +397,7 @@ public struct EventCursor: Sendable {
             next = oldest
         }
         while next <= last && count < limit {
-            switch ring.appendLine(next, to: &out) {
+            switch take(next) {
             case .appended:
                 count += 1
                 next += 1
@@ -396,41 +418,5 @@ public struct EventCursor: Sendable {
             }
         }
         return (count, lost)
-    }
-
-    /// Up to `limit` events from the cursor on, and how many were lost (overwritten before they
-    /// were read). A slot left half-written by a process that died is skipped after a second.
-    public mutating func poll(_ ring: EventRing, limit: Int, now: Double) -> (events: [StoredEvent], lost: Int) {
-        var events: [StoredEvent] = []
-        var lost = 0
-        let last = ring.lastID
-        // Older than the ring can hold: those are gone for good.
-        let oldest = max(ring.firstID, last - ring.slotCount + 1)
-        if next < oldest {
-            lost += oldest - next
-            next = oldest
-        }
-        while next <= last && events.count < limit {
-            switch ring.read(next) {
-            case .event(let event):
-                events.append(event)
-                next += 1
-                stuckSince = nil
-            case .gone:
-                lost += 1
-                next += 1
-                stuckSince = nil
-            case .pending:
-                if let since = stuckSince, now - since > 1 {
-                    lost += 1
-                    next += 1
-                    stuckSince = nil
-                } else {
-                    if stuckSince == nil { stuckSince = now }
-                    return (events, lost)
-                }
-            }
-        }
-        return (events, lost)
     }
 }
