@@ -182,6 +182,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            // The dashboard's sources; DashboardAssets.swift embeds them (scripts/embed-dashboard).
+            exclude: ["Dashboard/dashboard.js", "Dashboard/dashboard.css"],
             swiftSettings: httpSwiftSettings
         ),
         .target(
@@ -209,6 +211,7 @@ let package = Package(
             name: "InetTFTP",
             dependencies: [
                 "InetCore",
+                "InetTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

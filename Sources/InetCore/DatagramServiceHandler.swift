@@ -58,6 +58,11 @@ final class DatagramServiceHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         localPort = context.channel.localAddress?.port ?? 0
+        HostEvents.register(events, for: context.channel)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        HostEvents.unregister(context.channel)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -228,11 +228,14 @@ public struct HostPlan: Sendable {
             bind = BindAddress.defaults
         }
         var services: [PlannedService] = []
+        var uploadFolders: [String] = []
         // Where SMTP delivers, for the services that show the mail (the HTTP API).
         directory.mailDirectory = try mailDirectory(config)
         for descriptor in catalog {
             let reader = config.services[descriptor.name]
             var enabled = try reader?.bool("enabled") ?? descriptor.enabledByDefault(reader)
+            // Whether the host runs it at all (a worker runs only its own, but knows the rest).
+            let enabledOnHost = enabled
             if let only = overrides.onlyServices { enabled = only.contains(descriptor.name) }
             let explicitPort = try reader?.int("port", range: 0...65_535)
             var transports = descriptor.transports
@@ -261,6 +264,9 @@ public struct HostPlan: Sendable {
                 serviceReader = own?.inheriting(from: base, except: HostConfig.commonServiceKeys)
             }
             let options = ServiceOptions(reader: serviceReader, dataDirectory: config.dataDirectory, configDirectory: config.directory, host: directory, clock: config.clock)
+            if enabledOnHost, let folders = descriptor.uploadFolders {
+                for folder in try folders(options) where !uploadFolders.contains(folder) { uploadFolders.append(folder) }
+            }
             // Every service that runs, or that the file configures, is created now, so a bad
             // option is reported at once and not only when SIGHUP later enables the service.
             let service: any InetService
@@ -275,6 +281,7 @@ public struct HostPlan: Sendable {
                 port: portPlan.port(wellKnown: descriptor.wellKnownPort, configured: explicitPort),
                 transports: transports, limits: limits, options: serviceReader?.value))
         }
+        directory.uploadFolders = uploadFolders
         return HostPlan(bindAddresses: bind, portPlan: portPlan, shutdownGrace: config.shutdownGrace, dataDirectory: config.dataDirectory, services: services, events: config.events, directory: directory)
     }
 }

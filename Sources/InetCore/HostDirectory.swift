@@ -41,6 +41,14 @@ public final class HostDirectory: Sendable {
     }
     private let mailRoot = NIOLockedValueBox<String?>(nil)
 
+    /// The folders uploads land in (FTP users with `write: true`, TFTP's `upload_dir`): the only
+    /// places the uploads API serves files from.
+    public var uploadFolders: [String] {
+        get { uploadRoots.withLockedValue { $0 } }
+        set { uploadRoots.withLockedValue { $0 = newValue } }
+    }
+    private let uploadRoots = NIOLockedValueBox<[String]>([])
+
     /// The directory this one stands for, if any (one level: the host's own never follows).
     private var followed: HostDirectory? { leader.withLockedValue { $0 } }
 

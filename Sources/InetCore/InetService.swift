@@ -133,6 +133,10 @@ public struct ServiceDescriptor: Sendable {
     public var inheritsOptionsOf: String?
     /// Creates the service from its options; errors name the key.
     public var make: @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
+    /// The folders clients may upload into (FTP users' homes, TFTP's `upload_dir`): worked out
+    /// from the options by every process, so the HTTP worker knows which files the dashboard
+    /// may offer as uploads without the service itself running there.
+    public var uploadFolders: (@Sendable (ServiceOptions) throws(ConfigError) -> [String])?
 
     public init(
         name: String,
@@ -158,6 +162,7 @@ public struct ServiceDescriptor: Sendable {
         self.defaultUDPReceiveBuffer = defaultUDPReceiveBuffer
         self.inheritsOptionsOf = inheritsOptionsOf
         self.make = make
+        uploadFolders = nil
     }
 }
 

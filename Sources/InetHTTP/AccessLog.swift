@@ -22,6 +22,7 @@ struct AccessLog: Sendable {
 
     func record(peer: SocketAddress?, method: String, target: String, version: HTTPVersion, referer: String?, agent: String?, status: Int, bytes: Int, started: NIODeadline,
                 events: ConnectionEvents? = nil, host: String? = nil) {
+        let target = Self.masked(target)
         if let events {
             // One `http.request` event: the request line, where it was sent and how it was answered.
             let nanoseconds = (NIODeadline.now() - started).nanoseconds
@@ -45,6 +46,18 @@ struct AccessLog: Sendable {
             "service": "http", "peer": "\(Self.peerText(peer))", "status": "\(status)",
             "duration_ms": "\((elapsed * 10).rounded() / 10)",
         ])
+    }
+
+    /// The target with the value of any `token=` query parameter (the dashboard's) masked: the
+    /// log and the events never hold the secret that opens them.
+    static func masked(_ target: String) -> String {
+        guard let question = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target }
+        let query = target.utf8[target.utf8.index(after: question)...]
+        guard query.count >= 6, String(Substring(query)).contains("token=") else { return target }
+        let parts = String(Substring(query)).split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
+            part.hasPrefix("token=") ? "token=****" : String(part)
+        }
+        return String(target[..<question]) + "?" + parts.joined(separator: "&")
     }
 
     static func versionText(_ version: HTTPVersion) -> String {

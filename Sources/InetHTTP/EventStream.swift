@@ -21,6 +21,7 @@ final class HostLive: Sendable {
     /// The token asked of clients reaching the host over a non-loopback address.
     private let token: TokenSource
     private let mail: MailAPI
+    private let uploads: UploadsAPI
 
     /// Events per page of `/api/v1/events` (and per write of the stream).
     static let pageLimit = 1000
@@ -34,11 +35,15 @@ final class HostLive: Sendable {
         let flag = StopFlag()
         stop = flag
         mail = MailAPI(host: host, statusPath: statusPath) { flag.value.load(ordering: .relaxed) }
+        uploads = UploadsAPI(host: host, statusPath: statusPath)
     }
 
     /// Whether this request is for the live side.
     func handles(_ path: String) -> Bool {
-        path == statusPath + "/events" || path.hasPrefix(statusPath + "/api/")
+        guard path.hasPrefix(statusPath) else { return false }
+        let rest = path.utf8.dropFirst(statusPath.utf8.count)
+        return rest.isEmpty || rest.elementsEqual("/".utf8) || rest.elementsEqual("/events".utf8) || rest.starts(with: "/api/".utf8)
+            || rest.elementsEqual("/dashboard.js".utf8) || rest.elementsEqual("/dashboard.css".utf8)
     }
 
     /// The open streams end (the host is shutting down).
@@ -54,8 +59,25 @@ final class HostLive: Sendable {
             response.headers[.allow] = allowed
             return response
         }
-        if let refusal = checkToken(request, channel: channel) { return refusal }
+        if path == statusPath {
+            return Response(status: .movedPermanently, headers: [.location: statusPath + "/", .contentLength: "0"])
+        }
+        if path.hasPrefix(statusPath + "/dashboard."), let asset = Dashboard.asset(path.dropFirst(statusPath.count + 1)) {
+            // The script and style sheet hold nothing of the host's: no token needed.
+            return Response(status: .ok, headers: Dashboard.headers(type: asset.type, length: asset.body.utf8.count, cache: true),
+                            body: .init(byteBuffer: ByteBuffer(string: asset.body)))
+        }
+        let refusal = checkToken(request, channel: channel)
+        if path == statusPath + "/" {
+            // Without the token, the page comes without the host's services and asks for it.
+            let services = refusal == nil ? host.services() : []
+            let page = Dashboard.page(services, uptime: Date().timeIntervalSince1970 - host.started, statusPath: statusPath)
+            return Response(status: .ok, headers: Dashboard.headers(type: "text/html; charset=utf-8", length: page.utf8.count),
+                            body: .init(byteBuffer: ByteBuffer(string: page)))
+        }
+        if let refusal { return refusal }
         if mail.handles(path) { return await mail.respond(request) }
+        if uploads.handles(path) { return await uploads.respond(request) }
         let query = request.uri.queryParameters
         switch path {
         case statusPath + "/events":
@@ -127,7 +149,11 @@ final class HostLive: Sendable {
         guard let limit = Self.number(query["limit"], default: 100), (1...Self.pageLimit).contains(limit) else {
             return json(#"{"error":"limit must be 1 to 1000"}"# + "\n", status: .badRequest)
         }
-        let filter = EventFilter(services: query["service"], kinds: query["kind"])
+        guard let connection = Self.number(query["conn"], default: 0) else {
+            return json(#"{"error":"conn must be a number of up to 15 digits"}"# + "\n", status: .badRequest)
+        }
+        var filter = EventFilter(services: query["service"], kinds: query["kind"])
+        filter.connection = connection
         var cursor = EventCursor(next: since + 1)
         var bytes: [UInt8] = Array(#"{"events":["#.utf8)
         var count = 0
@@ -246,6 +272,8 @@ final class StopFlag: Sendable {
 struct EventFilter: Sendable {
     var services: [String]
     var kinds: [String]
+    /// Only this connection's events (0: any).
+    var connection = 0
 
     init(services: Substring?, kinds: Substring?) {
         self.services = services.map { $0.split(separator: ",").map { String($0).lowercased() } } ?? []
@@ -253,6 +281,7 @@ struct EventFilter: Sendable {
     }
 
     func matches(_ event: StoredEvent) -> Bool {
+        if connection != 0, event.connection != connection { return false }
         if !services.isEmpty, !services.contains(event.service) { return false }
         if !kinds.isEmpty {
             return kinds.contains { kind in
@@ -265,21 +294,26 @@ struct EventFilter: Sendable {
 
 /// The dashboard token: `events.dashboard_token`, or one made once and kept in
 /// `<data_dir>/dashboard.token` (mode 0600), so every worker and restart agree.
-final class TokenSource: Sendable {
-    private let path: String
+public final class TokenSource: Sendable {
+    public let path: String
     private let cached = Mutex<String?>(nil)
 
-    init(dataDirectory: String) {
+    public init(dataDirectory: String) {
         path = (dataDirectory.hasSuffix("/") ? dataDirectory : dataDirectory + "/") + "dashboard.token"
     }
 
     func value(settings: EventSettings) -> String? {
-        if let configured = settings.dashboardToken { return configured }
+        ensure(settings: settings)?.token
+    }
+
+    /// The token, and whether this call made it (the host prints a new one once, at start).
+    public func ensure(settings: EventSettings) -> (token: String, made: Bool)? {
+        if let configured = settings.dashboardToken { return (configured, false) }
         return cached.withLock { cached in
-            if let cached { return cached }
+            if let cached { return (cached, false) }
             if let text = readTextFile(path, limit: 256)?.trimmingCharacters(in: .whitespacesAndNewlines), text.count >= 16 {
                 cached = text
-                return text
+                return (text, false)
             }
             var bytes = [UInt8](repeating: 0, count: 24)
             var generator = SystemRandomNumberGenerator()
@@ -290,7 +324,7 @@ final class TokenSource: Sendable {
                 // Another worker made it first.
                 if let text = readTextFile(path, limit: 256)?.trimmingCharacters(in: .whitespacesAndNewlines), text.count >= 16 {
                     cached = text
-                    return text
+                    return (text, false)
                 }
                 return nil
             }
@@ -298,8 +332,7 @@ final class TokenSource: Sendable {
             _ = line.withCString { write(fd, $0, strlen($0)) }
             close(fd)
             cached = token
-            Logger(label: "inetkit.http").notice("dashboard token made for non-loopback clients", metadata: ["file": "\(path)"])
-            return token
+            return (token, true)
         }
     }
 }

@@ -92,9 +92,6 @@ struct Site: Sendable {
                      body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         for method in [HTTPRequest.Method.get, .head] {
-            router.on(RouterPath(statusPath + "/"), method: method) { _, _ in
-                page(StatusPages.html(host.services(), uptime: Date().timeIntervalSince1970 - host.started, statusPath: statusPath), "text/html; charset=utf-8")
-            }
             router.on(RouterPath(statusPath + "/status.json"), method: method) { _, _ in
                 page(StatusPages.json(host.services(), uptime: Date().timeIntervalSince1970 - host.started), "application/json")
             }

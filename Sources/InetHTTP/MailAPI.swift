@@ -75,8 +75,9 @@ struct MailAPI: Sendable {
                 try? await Task.sleep(nanoseconds: 100_000_000)
             }
         case 1, 2:
-            guard let id = Self.identifier(parts[0]), parts.count == 1 || parts[1] == "raw" else { return Self.error(.notFound, "Not found.") }
-            if parts.count == 2 { return await raw(id, store: store) }
+            guard let id = Self.identifier(parts[0]), parts.count == 1 || parts[1] == "raw" || parts[1] == "html" else { return Self.error(.notFound, "Not found.") }
+            if parts.count == 2 && parts[1] == "raw" { return await raw(id, store: store) }
+            if parts.count == 2 { return await html(id, store: store) }
             return await Self.offLoop {
                 guard let found = Self.find(id, in: store), let bytes = Self.read(found.message.path, limit: Self.maximumMessageBytes) else {
                     return Self.error(.notFound, "no message \(id)")
@@ -108,10 +109,15 @@ struct MailAPI: Sendable {
         }
         guard let found = found ?? nil else { return Self.error(.notFound, "no message \(id)") }
         let size = min(found.size, Self.maximumMessageBytes)
-        let path = found.path
-        return Response(status: .ok, headers: [
-            .contentType: "message/rfc822", .cacheControl: "no-store",
-            .contentDisposition: "attachment; filename=\"\(Self.fileName(id)).eml\"",
+        return Self.download(path: found.path, size: size, type: "message/rfc822", name: Self.fileName(id) + ".eml")
+    }
+
+    /// A file as a download (never shown by the browser), streamed in 64 KiB chunks read off the
+    /// event loop, each written only once the client took the one before.
+    static func download(path: String, size: Int, type: String, name: String) -> Response {
+        Response(status: .ok, headers: [
+            .contentType: type, .cacheControl: "no-store",
+            .contentDisposition: "attachment; filename=\"\(name)\"",
             HTTPField.Name("X-Content-Type-Options")!: "nosniff",
             .contentSecurityPolicy: "sandbox; default-src 'none'",
         ], body: ResponseBody(contentLength: size) { writer in
@@ -127,6 +133,25 @@ struct MailAPI: Sendable {
             try await writer.finish(nil)
         })
     }
+
+    /// The HTML part alone, for the dashboard's sandboxed frame: the CSP lets it run no script,
+    /// submit no form and load nothing from anywhere (images only as `data:`), whatever it says.
+    private func html(_ id: String, store: Maildir) async -> Response {
+        await Self.offLoop {
+            guard let found = Self.find(id, in: store), let bytes = Self.read(found.message.path, limit: Self.maximumMessageBytes) else {
+                return Self.error(.notFound, "no message \(id)")
+            }
+            guard let html = MailMessageView(bytes: bytes).html else { return Self.error(.notFound, "message \(id) has no HTML part") }
+            return Response(status: .ok, headers: [
+                .contentType: "text/html; charset=utf-8", .contentLength: String(html.utf8.count), .cacheControl: "no-store",
+                HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+                .contentSecurityPolicy: Self.messagePolicy,
+            ], body: .init(byteBuffer: ByteBuffer(string: html)))
+        }
+    }
+
+    /// What a captured HTML part may do: nothing but show itself, framed by the dashboard.
+    static let messagePolicy = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'"
 
     // MARK: - Finding messages
 

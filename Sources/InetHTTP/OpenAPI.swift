@@ -8,7 +8,7 @@ enum OpenAPIDocument {
           "info": {
             "title": "InetKit host API",
             "version": "1",
-            "description": "What the host sees: its services, the connections open now, and the events of every service (the same as the event stream at \(statusPath)/events). Over loopback no token is needed; over any other address, a Bearer token or ?token=."
+            "description": "What the host sees: its services, the connections open now, the events of every service (the same as the event stream at \(statusPath)/events), the mail it captured and the files uploaded to it. Over loopback no token is needed; over any other address, a Bearer token or ?token=."
           },
           "servers": [{"url": "\(statusPath)/api/v1"}],
           "security": [{}, {"bearer": []}, {"tokenQuery": []}],
@@ -23,7 +23,12 @@ enum OpenAPIDocument {
                 ],
                 "responses": {
                   "200": {"description": "The messages", "content": {"application/json": {"schema": {"type": "object", "required": ["messages"],
-                    "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/MessageSummary"}}}}}}},
+                    "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/MessageSummary"}}}}}},
+                    "links": {
+                      "message": {"operationId": "getMessage", "parameters": {"id": "$response.body#/messages/0/id"}},
+                      "raw": {"operationId": "rawMessage", "parameters": {"id": "$response.body#/messages/0/id"}},
+                      "html": {"operationId": "messageHTML", "parameters": {"id": "$response.body#/messages/0/id"}}
+                    }},
                   "400": {"$ref": "#/components/responses/BadRequest"},
                   "401": {"$ref": "#/components/responses/Unauthorized"},
                   "404": {"$ref": "#/components/responses/NotFound"}
@@ -80,6 +85,45 @@ enum OpenAPIDocument {
                 }
               }
             },
+            "/messages/{id}/html": {
+              "parameters": [{"$ref": "#/components/parameters/id"}],
+              "get": {
+                "summary": "The HTML part alone, under a policy that lets it run no script and load nothing (what the dashboard frames)",
+                "operationId": "messageHTML",
+                "responses": {
+                  "200": {"description": "The HTML part", "content": {"text/html": {"schema": {"type": "string"}}}},
+                  "401": {"$ref": "#/components/responses/Unauthorized"},
+                  "404": {"$ref": "#/components/responses/NotFound"}
+                }
+              }
+            },
+            "/uploads": {
+              "get": {
+                "summary": "Files clients uploaded over FTP and TFTP, newest first, as the events the host keeps record them",
+                "operationId": "listUploads",
+                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                "responses": {
+                  "200": {"description": "The uploads", "content": {"application/json": {"schema": {"type": "object", "required": ["uploads"],
+                    "properties": {"uploads": {"type": "array", "items": {"$ref": "#/components/schemas/Upload"}}, "enabled": {"type": "boolean"}}}}},
+                    "links": {"download": {"operationId": "downloadUpload", "parameters": {"upload": "$response.body#/uploads/0/id"}}}},
+                  "400": {"$ref": "#/components/responses/BadRequest"},
+                  "401": {"$ref": "#/components/responses/Unauthorized"}
+                }
+              }
+            },
+            "/uploads/{upload}": {
+              "parameters": [{"name": "upload", "in": "path", "required": true, "description": "The id of the upload's event", "schema": {"type": "integer", "minimum": 1}}],
+              "get": {
+                "summary": "The uploaded file, only as a download, and only while its SHA-256 is still the upload's",
+                "operationId": "downloadUpload",
+                "responses": {
+                  "200": {"description": "The file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                  "401": {"$ref": "#/components/responses/Unauthorized"},
+                  "404": {"$ref": "#/components/responses/NotFound"},
+                  "409": {"description": "The file changed since it was uploaded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                }
+              }
+            },
             "/events": {
               "get": {
                 "summary": "Events after an id, oldest first",
@@ -92,7 +136,9 @@ enum OpenAPIDocument {
                   {"name": "service", "in": "query", "description": "Only these services, comma-separated (e.g. dns,http).",
                    "schema": {"type": "string"}},
                   {"name": "kind", "in": "query", "description": "Only these kinds, comma-separated; a trailing * matches a prefix (dns.*).",
-                   "schema": {"type": "string"}}
+                   "schema": {"type": "string"}},
+                  {"name": "conn", "in": "query", "description": "Only the events of this connection (the id of its connection.open): its transcript.",
+                   "schema": {"type": "integer", "minimum": 0, "maximum": 999999999999999}}
                 ],
                 "responses": {
                   "200": {"description": "A page of events", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventPage"}}}},
@@ -161,6 +207,16 @@ enum OpenAPIDocument {
                       "properties": {"filename": {"type": "string"}, "content_type": {"type": "string"}, "size": {"type": "integer"}}}}
                   }
                 }]
+              },
+              "Upload": {
+                "type": "object",
+                "required": ["id", "time", "service", "peer", "file", "name", "bytes", "sha256", "available"],
+                "properties": {
+                  "id": {"type": "integer"}, "time": {"type": "string"}, "service": {"type": "string", "enum": ["ftp", "ftps", "tftp"]},
+                  "peer": {"type": "string"}, "user": {"type": "string"}, "file": {"type": "string", "description": "As the client named it"},
+                  "name": {"type": "string", "description": "The download's file name"}, "bytes": {"type": "integer"},
+                  "sha256": {"type": "string", "nullable": true}, "available": {"type": "boolean", "description": "Whether the file is still there as uploaded"}
+                }
               },
               "Event": {
                 "type": "object",

@@ -44,30 +44,4 @@ enum StatusPages {
         }
         return text
     }
-
-    static func html(_ services: [ServiceStatus], uptime: Double, statusPath: String) -> String {
-        var rows = ""
-        for service in services {
-            for counters in service.counters {
-                let listeners = service.listeners.filter { $0.transport == counters.transport }.map { HTML.escape($0.address) }
-                let traffic = counters.transport == .tcp
-                    ? "\(counters.connections) connections (\(counters.activeConnections) open, \(counters.refusedConnections) refused)"
-                    : "\(counters.datagramsIn) in, \(counters.datagramsOut) out, \(counters.datagramsDropped) dropped"
-                let state = service.state == "running" ? "" : " <em>(\(HTML.escape(service.state)))</em>"
-                rows += "<tr><td>\(HTML.escape(service.name))\(state)</td><td>\(counters.transport)</td>"
-                    + "<td>\(listeners.isEmpty ? "<em>not running</em>" : listeners.joined(separator: "<br>"))</td>"
-                    + "<td>\(traffic)</td><td class=\"n\">\(counters.bytesIn)</td><td class=\"n\">\(counters.bytesOut)</td><td class=\"n\">\(counters.errors)</td>"
-                    + "<td class=\"n\">\(counters.restarts)</td></tr>\n"
-            }
-        }
-        return """
-            <!DOCTYPE html>
-            <html><head><meta charset="utf-8"><title>InetKit status</title>
-            <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em}.n{text-align:right}</style></head>
-            <body><h1>InetKit</h1><p>Up for \(Int(uptime)) s. Also as <a href="\(statusPath)/status.json">JSON</a> and <a href="\(statusPath)/metrics">Prometheus metrics</a>.</p>
-            <table><tr><th>Service</th><th>Transport</th><th>Listening on</th><th>Traffic</th><th>Bytes in</th><th>Bytes out</th><th>Errors</th><th>Restarts</th></tr>
-            \(rows)</table></body></html>
-
-            """
-    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import InetCore
+import InetHTTP
 import InetTLS
 import Logging
 import NIOCore
@@ -133,6 +134,31 @@ enum HostSetup {
             return nil
         }
         return try RunAccount.resolve(user: config.user, group: config.group, environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// When HTTP listens beyond loopback, the dashboard and its API ask for a token: it is made
+    /// now (before the data folder is given to the account, so the workers may read it), and a
+    /// new one is printed once; later starts say where it is kept.
+    static func announceDashboardToken(_ plan: HostPlan, logger: Logger) {
+        guard plan.events.enabled, plan.events.dashboardToken == nil,
+              plan.services.contains(where: { ($0.descriptor.name == "http" || $0.descriptor.name == "https") && $0.enabled }),
+              plan.bindAddresses.contains(where: { !isLoopback($0.host) })
+        else { return }
+        mkdir(plan.dataDirectory, 0o755)
+        let source = TokenSource(dataDirectory: plan.dataDirectory)
+        guard let (token, made) = source.ensure(settings: plan.events) else {
+            logger.warning("the dashboard token could not be made; set events.dashboard_token", metadata: ["file": "\(source.path)"])
+            return
+        }
+        if made {
+            logger.notice("dashboard token for non-loopback clients (shown once; Authorization: Bearer or ?token=)", metadata: ["token": "\(token)", "file": "\(source.path)"])
+        } else {
+            logger.notice("the dashboard asks non-loopback clients for the token kept in its file", metadata: ["file": "\(source.path)"])
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "::1" || host == "localhost" || host.hasPrefix("127.")
     }
 
     /// Prepares the data folder for the account (created if missing; what root owns in it given

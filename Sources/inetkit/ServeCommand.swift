@@ -182,6 +182,7 @@ struct ServeCommand: AsyncParsableCommand {
         var inherited: [ListeningSocket] = []
         var portsWritten = false
         do {
+            HostSetup.announceDashboardToken(plan, logger: logger)
             if let account = try HostSetup.runAccount(fileConfig, logger: logger) {
                 inherited = try HostSetup.bindAll(plan, udpSockets: HostSetup.udpSocketsPerAddress, logger: logger)
                 HostSetup.prepareDataDirectory(plan, for: account, logger: logger)

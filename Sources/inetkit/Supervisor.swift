@@ -159,6 +159,7 @@ final class Supervisor {
         try region.ensureEntries(entries)
         let account = try HostSetup.runAccount(config, logger: logger)
         let sockets = try HostSetup.bindAll(plan, udpSockets: HostSetup.udpSocketsPerAddress, logger: logger)
+        HostSetup.announceDashboardToken(plan, logger: logger)
         if let account { HostSetup.prepareDataDirectory(plan, for: account, logger: logger) }
         return (region, sockets, account)
     }

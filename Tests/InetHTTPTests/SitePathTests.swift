@@ -102,6 +102,15 @@ final class SitePathTests: XCTestCase {
     func testAccessLogFieldsCannotBeForged() {
         XCTAssertEqual(AccessLog.clean("a\"b\nc\\"), "a\\x22b\\xAc\\x5C")
     }
+
+    func testTheDashboardTokenIsMaskedInLogsAndEvents() {
+        XCTAssertEqual(AccessLog.masked("/_inetkit/events?token=abc&since=4"), "/_inetkit/events?token=****&since=4")
+        XCTAssertEqual(AccessLog.masked("/x?since=4&token=abc"), "/x?since=4&token=****")
+        XCTAssertEqual(AccessLog.masked("/x?mytoken=abc"), "/x?mytoken=abc")
+        XCTAssertEqual(AccessLog.masked("/token=abc"), "/token=abc")
+        XCTAssertEqual(AccessLog.masked("/plain"), "/plain")
+        XCTAssertEqual(AccessLog.masked("/x?"), "/x?")
+    }
 }
 
 import Hummingbird

@@ -38,10 +38,40 @@ final class StatusPagesTests: XCTestCase {
         }
     }
 
-    func testHTMLListsEveryServiceAndTransport() {
-        let html = StatusPages.html(services, uptime: 5, statusPath: "/_inetkit")
-        XCTAssertTrue(html.contains("<td>echo</td><td>tcp</td><td>127.0.0.1:10007</td>"))
-        XCTAssertTrue(html.contains("<td>echo</td><td>udp</td><td><em>not running</em></td>"))
+    func testDashboardPageListsEveryServiceAndTransport() {
+        let html = Dashboard.page(services, uptime: 5, statusPath: "/_inetkit")
+        XCTAssertTrue(html.contains("<td>echo</td><td>running</td><td>tcp</td><td>127.0.0.1:10007</td>"), html)
+        XCTAssertTrue(html.contains("<td>echo</td><td>running</td><td>udp</td><td>not running</td>"), html)
         XCTAssertTrue(html.contains("href=\"/_inetkit/metrics\""))
+        XCTAssertTrue(html.contains("<script src=\"/_inetkit/dashboard.js\" defer></script>"))
+        // Nothing inline: the policy allows no inline script or style.
+        XCTAssertFalse(html.contains("<script>"))
+        XCTAssertFalse(html.contains("<style"))
+        XCTAssertFalse(html.contains(" style="))
+        XCTAssertNil(html.range(of: #"\son[a-z]+="#, options: .regularExpression), "no inline event handlers")
+    }
+
+    func testDashboardPolicyAllowsOnlyItsOwnScript() {
+        let policy = Dashboard.policy
+        XCTAssertTrue(policy.hasPrefix("default-src 'none'"))
+        XCTAssertTrue(policy.contains("script-src 'self';"))
+        XCTAssertFalse(policy.contains("unsafe"))
+        XCTAssertTrue(policy.contains("frame-ancestors 'none'"))
+        XCTAssertTrue(MailAPI.messagePolicy.hasPrefix("sandbox;"))
+        XCTAssertFalse(MailAPI.messagePolicy.contains("script-src"))
+    }
+
+    /// The binary carries the dashboard's files as they are in the tree (scripts/embed-dashboard).
+    func testEmbeddedDashboardMatchesItsSources() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Sources/InetHTTP/Dashboard").standardized
+        let script = try String(contentsOf: folder.appendingPathComponent("dashboard.js"), encoding: .utf8)
+        let style = try String(contentsOf: folder.appendingPathComponent("dashboard.css"), encoding: .utf8)
+        XCTAssertEqual(Dashboard.asset("dashboard.js")?.body, script, "run scripts/embed-dashboard")
+        XCTAssertEqual(Dashboard.asset("dashboard.css")?.body, style, "run scripts/embed-dashboard")
+        XCTAssertNil(Dashboard.asset("other.js"))
+        // Text only: what peers sent is never parsed as HTML by the script.
+        for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"] {
+            XCTAssertFalse(script.contains(forbidden), forbidden)
+        }
     }
 }

@@ -339,10 +339,16 @@ def test_the_api_matches_its_openapi_document_under_schemathesis(host):
     document = json.loads(urllib.request.urlopen(url, timeout=10).read())
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == {"/events", "/services", "/connections", "/messages", "/messages/latest", "/messages/{id}",
-                                      "/messages/{id}/raw"}
+                                      "/messages/{id}/raw", "/messages/{id}/html", "/uploads", "/uploads/{upload}"}
     # A message to find (the other operations then see 200s, not only 404s).
     with smtplib.SMTP("127.0.0.1", host.port("smtp"), timeout=10) as smtp:
-        smtp.sendmail("schema@example.test", ["carol@inetkit.test"], "Subject: for schemathesis\r\n\r\nhi\r\n")
+        smtp.sendmail("schema@example.test", ["carol@inetkit.test"], "Subject: for schemathesis\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n")
+    # And an upload, so that the uploads list has one.
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", host.port("ftp"), timeout=10)
+    ftp.login("alice", "s3cret-ftp")
+    ftp.storbinary("STOR for-schemathesis.bin", io.BytesIO(b"uploaded"))
+    ftp.quit()
     # latest?wait= waits up to a minute for a match that random filters never make: it has a
     # test of its own (test_mail_api.py).
     run = subprocess.run([shutil.which("schemathesis") or "schemathesis", "run", url, "--checks", "all", "--max-examples", "60",
@@ -395,8 +401,9 @@ def test_off_loopback_the_api_and_stream_ask_for_a_token():
         cfg = os.path.join(data, "config.yaml")
         with open(cfg, "w") as f:
             f.write(f"data_dir: {data}\nbind: [{address}, 127.0.0.1]\nservices:\n  http: {{ port: 0 }}\n")
+        log = open(os.path.join(data, "stderr.log"), "w")
         proc = subprocess.Popen(["ip", "netns", "exec", name, BIN, "serve", "--config", cfg, "--ports-file", ports, "--services", "http"],
-                                env={**os.environ, **ROOT_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                env={**os.environ, **ROOT_ENV}, stdout=subprocess.DEVNULL, stderr=log)
         try:
             deadline = time.time() + 30
             while not os.path.exists(ports) and time.time() < deadline:
@@ -416,6 +423,17 @@ def test_off_loopback_the_api_and_stream_ask_for_a_token():
             assert len(token) >= 32
             assert curl(api_url, "-H", f"Authorization: Bearer {token}") == "200"
             assert curl(api_url + f"?token={token}") == "200"
+            # The token was made at start and printed there, once.
+            printed = open(os.path.join(data, "stderr.log")).read()
+            assert printed.count(token) == 1 and "dashboard token" in printed, printed
+            # The page itself opens without the token, but shows nothing of the host until given it.
+            def page(url):
+                return inside("curl", "-s", "--max-time", "3", url, capture_output=True, text=True).stdout
+            bare = page(f"http://{address}:{port}/_inetkit/")
+            assert 'id="token-box"' in bare and "<td>http</td>" not in bare
+            assert "<td>http</td>" in page(f"http://{address}:{port}/_inetkit/?token={token}")
+            assert "<td>http</td>" in page(f"http://127.0.0.1:{port}/_inetkit/")
+            assert curl(f"http://{address}:{port}/_inetkit/dashboard.js") == "200"
         finally:
             proc.terminate()
             proc.wait(20)

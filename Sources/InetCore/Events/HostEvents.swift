@@ -66,8 +66,23 @@ public struct EventSettings: Sendable, Equatable {
 /// emitting costs one lock and does nothing.
 public final class HostEvents: Sendable {
     private let state = NIOLockedValueBox<(ring: EventRing?, settings: EventSettings)>((nil, EventSettings()))
+    private static let sockets = NIOLockedValueBox<[ObjectIdentifier: HostEvents]>([:])
 
     public init() {}
+
+    /// Where the service behind a UDP socket the host opened emits (e.g. for the TFTP server's
+    /// transfers, which run on sockets of their own), or nil for a socket it did not open.
+    public static func of(_ channel: any Channel) -> HostEvents? {
+        sockets.withLockedValue { $0[ObjectIdentifier(channel)] }
+    }
+
+    static func register(_ events: HostEvents, for channel: any Channel) {
+        sockets.withLockedValue { $0[ObjectIdentifier(channel)] = events }
+    }
+
+    static func unregister(_ channel: any Channel) {
+        _ = sockets.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
 
     /// The ring events go to (nil: nowhere).
     public var ring: EventRing? { state.withLockedValue { $0.settings.enabled ? $0.ring : nil } }

@@ -212,7 +212,7 @@ final class FTPEffects: LineEffectRunner {
                     throw FTPFileFailure.restartPastEnd(offset)
                 }
             }
-            return Prepared(request: request, ready: FTPTransferReady(virtual: target.virtual, size: 0),
+            return Prepared(request: request, ready: FTPTransferReady(virtual: target.virtual, size: 0, real: target.real),
                             action: .receive(fd: fd, temporary: inPlace ? nil : temporary, target: target.real))
         }
     }

@@ -94,6 +94,17 @@ struct FTPSettings: Sendable {
     }
 }
 
+extension ServiceDescriptor {
+    /// Uploads land in the homes of the users with `write: true`.
+    fileprivate func withUploadFolders() -> ServiceDescriptor {
+        var descriptor = self
+        descriptor.uploadFolders = { options throws(ConfigError) in
+            try FTPSettings(options: options).users.values.filter(\.writable).map(\.home)
+        }
+        return descriptor
+    }
+}
+
 /// FTP on port 21 (RFC 959 with RFC 2428, 2389, 3659): anonymous read-only access to the public
 /// folder and configured users in their home folders; passive and active data connections;
 /// explicit FTPS (AUTH TLS) with a certificate.
@@ -103,7 +114,7 @@ public struct FTPService: InetService {
         summary: "file transfer (RFC 959): anonymous downloads of the public folder, users with homes"
     ) { options throws(ConfigError) in
         try FTPService(options: options)
-    }
+    }.withUploadFolders()
 
     /// FTPS (implicit TLS, port 990): the same sessions, TLS from the first byte on the control
     /// connection, data connections protected after `PROT P`; the options of `services.ftp`
@@ -114,7 +125,7 @@ public struct FTPService: InetService {
     ) { options throws(ConfigError) in
         let service = try FTPService(options: options, implicitTLS: true)
         return service.tls == nil ? ServerTLS.MissingCertificate(ServerTLS.missing(options, service: "ftps")) : service
-    }
+    }.withUploadFolders()
 
     let settings: FTPSettings
     let tls: NIOSSLContext?

@@ -76,6 +76,8 @@ struct FTPTransferReady: Sendable, Equatable {
     var virtual: String
     /// The file's size (RETR), for the 150 reply.
     var size: Int
+    /// Where an upload is stored on the host (its event names it, for the dashboard's uploads).
+    var real: String = ""
 }
 
 /// One FTP control connection (RFC 959 5.4 command-reply sequences): a line in, actions out.
@@ -578,6 +580,7 @@ final class FTPSession: LineSession {
                 logger.info("upload", metadata: ["user": "\(transfer.user)", "file": "\(ready.virtual)", "bytes": "\(bytes)"])
                 fields += [("direction", .string("upload")), ("verb", .string(verb)), ("file", .string(ready.virtual))]
                 if offset > 0 { fields.append(("offset", .int(offset))) }
+                if !ready.real.isEmpty { fields.append(("path", .string(ready.real))) }
             case .listing(let verb, let path, _):
                 fields += [("direction", .string("listing")), ("verb", .string(verb)), ("file", .string(path))]
             }

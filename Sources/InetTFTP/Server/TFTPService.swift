@@ -4,6 +4,18 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
+extension ServiceDescriptor {
+    /// Uploads (with `write: true`) land in `upload_dir`.
+    fileprivate func withUploadFolders() -> ServiceDescriptor {
+        var descriptor = self
+        descriptor.uploadFolders = { options throws(ConfigError) in
+            let settings = try TFTPSettings(options: options)
+            return settings.write ? [settings.uploadDirectory] : []
+        }
+        return descriptor
+    }
+}
+
 /// TFTP (RFC 1350) on UDP 69 with options (RFC 2347: blksize 2348, timeout and tsize 2349,
 /// windowsize 7440): RRQ reads from `root` (the public folder), WRQ (off unless `write: true`)
 /// lands in `upload_dir` through a temporary file renamed when complete. Each transfer runs on a
@@ -12,7 +24,7 @@ public struct TFTPService: InetService {
     public static let descriptor = ServiceDescriptor(
         name: "tftp", wellKnownPort: 69, transports: [.udp], optionKeys: TFTPSettings.keys,
         summary: "serves the public folder by TFTP (RFC 1350, options 2347-2349, windowsize 7440)"
-    ) { options throws(ConfigError) in try TFTPService(settings: TFTPSettings(options: options)) }
+    ) { options throws(ConfigError) in try TFTPService(settings: TFTPSettings(options: options)) }.withUploadFolders()
 
     public let settings: TFTPSettings
     let transfers: TransferCount

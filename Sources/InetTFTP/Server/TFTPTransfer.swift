@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import InetCore
+import InetTLS
 import Logging
 import NIOCore
 import NIOPosix
@@ -16,11 +17,14 @@ final class TFTPTransfer: ChannelInboundHandler {
                       transfers: TransferCount, logger: Logger) {
         let host = listener.localAddress?.ipAddress ?? (client.protocol == .inet6 ? "::1" : "127.0.0.1")
         let loop = listener.eventLoop
+        let events = HostEvents.of(listener)
+        let port = listener.localAddress?.port ?? 0
         DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(TFTPTransfer(request: request, client: client, settings: settings, transfers: transfers, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(TFTPTransfer(request: request, client: client, settings: settings, transfers: transfers, logger: logger,
+                                                                                 events: events, port: port))
                 }
             }
             .bind(host: host, port: 0)
@@ -65,8 +69,17 @@ final class TFTPTransfer: ChannelInboundHandler {
     private let started = NIODeadline.now()
     private var pendingWrites: EventLoopFuture<Void>?
     private var clientVerified = false
+    /// Where the transfer's `tftp.transfer` event goes, and the port the request came to.
+    private let events: HostEvents?
+    private let port: Int
+    /// The SHA-256 of a completed upload, and where it was stored.
+    private var sha256: String?
+    private var stored: String?
 
-    init(request: TFTPRequest, client: SocketAddress, settings: TFTPSettings, transfers: TransferCount, logger: Logger) {
+    init(request: TFTPRequest, client: SocketAddress, settings: TFTPSettings, transfers: TransferCount, logger: Logger,
+         events: HostEvents? = nil, port: Int = 0) {
+        self.events = events
+        self.port = port
         self.request = request
         self.client = client
         self.settings = settings
@@ -92,6 +105,19 @@ final class TFTPTransfer: ChannelInboundHandler {
             "bytes": "\(bytes)", "blksize": "\(options.blockSize)", "windowsize": "\(options.windowSize)",
             "duration_ms": "\(Int(milliseconds))", "outcome": "\(outcome)",
         ])
+        events?.emit(service: "tftp", kind: "tftp.transfer") { body in
+            body.string("transport", "udp")
+            body.address("peer", client)
+            body.int("port", port)
+            body.string("direction", request.write ? "upload" : "download")
+            body.string("file", name)
+            body.int("bytes", bytes)
+            body.string("outcome", outcome)
+            body.int("blksize", options.blockSize)
+            body.milliseconds("duration_ms", nanoseconds: (NIODeadline.now() - started).nanoseconds)
+            if let sha256 { body.string("sha256", sha256) }
+            if let stored { body.string("path", stored) }
+        }
         context.fireChannelInactive()
     }
 
@@ -280,8 +306,10 @@ final class TFTPTransfer: ChannelInboundHandler {
                 let ack = window.ackNumber
                 if window.finished {
                     written?.flatMap {
-                        NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> Void in
+                        NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () throws -> (String?, String) in
                             guard fsync(fd) == 0 else { throw TFTPFileError("fsync failed") }
+                            // Uploads are bounded by max_upload_bytes: hashing one is bounded too.
+                            let digest = SHA256Digest.file(temporary, limit: Int.max)
                             if overwrite {
                                 guard rename(temporary, final) == 0 else { throw TFTPFileError("rename failed") }
                             } else {
@@ -289,11 +317,17 @@ final class TFTPTransfer: ChannelInboundHandler {
                                 guard link(temporary, final) == 0 else { throw TFTPFileError(errno == EEXIST ? "exists" : "link failed") }
                                 unlink(temporary)
                             }
+                            // The event names the file by its absolute path (the uploads API checks it).
+                            guard let absolute = realpath(final, nil) else { return (digest, final) }
+                            defer { free(absolute) }
+                            return (digest, String(cString: absolute))
                         }
                     }.whenComplete { result in
                         switch result {
-                        case .success:
+                        case .success(let (digest, stored)):
                             close(fd)
+                            this.value.sha256 = digest
+                            this.value.stored = stored
                             this.value.phase = .dallying
                             this.value.outcome = "complete"
                             this.value.sendControl(.ack(block: ack))
