@@ -40,7 +40,7 @@ public struct HostConfig: Sendable {
 
     public init() {}
 
-    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "limits", "services", "user", "group", "isolation", "workers", "restart_backoff_max", "clock_offset", "events"]
+    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "limits", "services", "user", "group", "isolation", "workers", "restart_backoff_max", "clock_offset", "events", "report"]
     static let commonServiceKeys: Set<String> = Limits.keys.union(["enabled", "port", "transports"])
 
     /// Parses a config file's text; checks every key against the catalog of services.
@@ -110,6 +110,10 @@ public struct HostConfig: Sendable {
             }
         }
         if let events = try root.map("events") { config.events = try EventSettings(reader: events) }
+        if let report = try root.map("report") {
+            try report.rejectUnknownKeys(allowed: ["show_credentials"])
+            config.events.showCredentials = try report.bool("show_credentials") ?? false
+        }
         if let limits = try root.map("limits") {
             try limits.rejectUnknownKeys(allowed: Limits.keys)
             config.limits = try config.limits.overridden(by: limits)

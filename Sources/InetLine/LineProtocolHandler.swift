@@ -42,6 +42,8 @@ public struct LineEvent: Sendable {
         case int(Int)
         case bool(Bool)
         case strings([String])
+        /// A password or other secret: recorded only with `report.show_credentials: true`.
+        case secret(String)
     }
 
     public var kind: String
@@ -478,6 +480,7 @@ public final class LineProtocolHandler<Session: LineSession>: ChannelDuplexHandl
                     case .int(let number): body.int(named: name, number)
                     case .bool(let flag): body.bool(named: name, flag)
                     case .strings(let list): body.strings(named: name, list)
+                    case .secret(let text): if events.settings.showCredentials { body.string(named: name, text) }
                     }
                 }
             }

@@ -67,7 +67,10 @@ final class ChargenHandler: ChannelInboundHandler {
     }
 
     private func pump(context: ChannelHandlerContext) {
-        if cycle == nil { cycle = context.channel.allocator.buffer(bytes: ChargenService.pattern) }
+        if cycle == nil {
+            cycle = context.channel.allocator.buffer(bytes: ChargenService.pattern)
+            SimpleExchange.record(context.channel, answered: cycle)
+        }
         guard let cycle, context.channel.isActive else { return }
         // Each write shares the one buffer's storage; writes stop as soon as the channel
         // reports it is not writable and resume on the writability change.

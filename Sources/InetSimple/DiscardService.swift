@@ -23,7 +23,13 @@ public struct DiscardService: InetService {
 final class DiscardHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+    private var recorded = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !recorded else { return }
+        recorded = true
+        SimpleExchange.record(context.channel, sent: unwrapInboundIn(data))
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {

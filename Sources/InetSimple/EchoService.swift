@@ -31,7 +31,14 @@ final class EchoHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    private var recorded = false
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !recorded {
+            recorded = true
+            let bytes = unwrapInboundIn(data)
+            SimpleExchange.record(context.channel, sent: bytes, answered: bytes)
+        }
         context.write(data, promise: nil)
     }
 

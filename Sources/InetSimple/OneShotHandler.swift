@@ -8,8 +8,11 @@ final class OneShotHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let makeMessage: (ByteBufferAllocator) -> ByteBuffer
+    /// Whether the message is a line of text (daytime, qotd) rather than bytes (time).
+    private let text: Bool
 
-    init(makeMessage: @escaping (ByteBufferAllocator) -> ByteBuffer) {
+    init(text: Bool = true, makeMessage: @escaping (ByteBufferAllocator) -> ByteBuffer) {
+        self.text = text
         self.makeMessage = makeMessage
     }
 
@@ -28,6 +31,7 @@ final class OneShotHandler: ChannelInboundHandler {
         guard !sent else { return }
         sent = true
         let message = makeMessage(context.channel.allocator)
+        SimpleExchange.record(context.channel, answered: message, answerIsText: text)
         context.writeAndFlush(wrapOutboundOut(message)).whenComplete { _ in
             context.close(promise: nil)
         }

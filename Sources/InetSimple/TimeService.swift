@@ -26,7 +26,7 @@ public struct TimeService: InetService {
 
     public func configureTCPConnection(_ channel: any Channel) throws {
         let now = self.now
-        try channel.pipeline.syncOperations.addHandler(OneShotHandler { allocator in
+        try channel.pipeline.syncOperations.addHandler(OneShotHandler(text: false) { allocator in
             Self.encode(secondsSince1970: now(), allocator: allocator)
         })
     }

@@ -150,7 +150,9 @@ struct SessionReport {
             append(&transfers, Entry(time: time, peer: peer, text: line))
         case "ftp.login", "pop3.login":
             let ok = (event["ok"] as? Bool) == true
-            append(&logins, Entry(time: time, peer: peer, text: "\(service): \(text("user")) / **** \(ok ? "accepted" : "refused")"))
+            // The password is in the event only with report.show_credentials: true.
+            let password = event["password"] as? String
+            append(&logins, Entry(time: time, peer: peer, text: "\(service): \(text("user")) / \(password ?? "****") \(ok ? "accepted" : "refused")"))
         case "snmp.request":
             bump(&snmp, "\(text("pdu").nilIfEmpty ?? "undecodable") \(text("oids"))\((event["community_ok"] as? Bool) == false ? " (community refused)" : "")")
         default: break
@@ -176,7 +178,7 @@ struct SessionReport {
         section("HTTP URLs", urls.sorted { $0.key < $1.key }.map { "\($0.key)  ×\($0.value)" })
         section("Mail received", messages.map { "\($0.time) \($0.peer) \($0.text)" })
         section("Files transferred", transfers.map { "\($0.time) \($0.peer) \($0.text)" })
-        section("Logins (passwords are never recorded)", logins.map { "\($0.time) \($0.peer) \($0.text)" })
+        section("Logins (passwords masked unless report.show_credentials: true)", logins.map { "\($0.time) \($0.peer) \($0.text)" })
         section("SNMP requests", snmp.sorted { $0.key < $1.key }.map { "\($0.key)  ×\($0.value)" })
         if left > 0 { out += "\n(\(left) more entries not listed)\n" }
         return out
@@ -235,7 +237,7 @@ struct SessionReport {
         counted("HTTP URLs", urls)
         listed("Mail received", messages)
         listed("Files transferred", transfers)
-        listed("Logins (passwords are never recorded)", logins)
+        listed("Logins (passwords masked unless report.show_credentials: true)", logins)
         counted("SNMP requests", snmp)
         if left > 0 { out += "<p>\(left) more entries not listed.</p>\n" }
         return out + "</body></html>\n"

@@ -496,3 +496,66 @@ def test_the_session_report_names_every_dns_name_url_and_message_of_the_session(
         assert "Content-Security-Policy" in page and "default-src 'none'" in page
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_report_show_credentials_records_the_passwords_tried():
+    """With report.show_credentials: true, the login events carry the password tried (FTP and
+    POP3, accepted or not) and the report shows them; transcripts still mask PASS."""
+    data = tempfile.mkdtemp(prefix="inetkit-credentials-")
+    try:
+        server = Server(config(data, "report:\n  show_credentials: true\n"))
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", server.port("ftp"), timeout=10)
+        with pytest.raises(ftplib.error_perm):
+            ftp.login("alice", "guessed-wrong")
+        ftp.close()
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", server.port("ftp"), timeout=10)
+        ftp.login("alice", "s3cret-ftp")
+        ftp.quit()
+        pop = poplib.POP3("127.0.0.1", server.port("pop3"), timeout=10)
+        pop.user("carol@inetkit.test")
+        pop.pass_("s3cret-pop")
+        pop.quit()
+        found, events = wait_for(server, lambda e: e["kind"] == "pop3.login")
+        logins = {(e["kind"], e.get("password"), e["ok"]) for e in events if e["kind"].endswith(".login")}
+        assert ("ftp.login", "guessed-wrong", False) in logins and ("ftp.login", "s3cret-ftp", True) in logins, logins
+        assert ("pop3.login", "s3cret-pop", True) in logins, logins
+        assert not [e for e in events if e["kind"] == "line" and "s3cret" in e.get("text", "")], "a transcript holds a password"
+        deadline = time.time() + 10
+        while True:  # the journal is written a moment after the ring
+            out = subprocess.run([BIN, "report", "--data-dir", data], capture_output=True, text=True, timeout=30, check=True).stdout
+            if "pop3: carol" in out or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert "ftp: alice / guessed-wrong refused" in out and "ftp: alice / s3cret-ftp accepted" in out, out
+        assert "pop3: carol@inetkit.test / s3cret-pop accepted" in out, out
+        assert server.stop() == 0
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_the_simple_services_report_their_tcp_exchanges(host):
+    """Each TCP connection to a simple service has one `exchange` event: the first bytes in and
+    out, as hex, and the line daytime and qotd answered, as text."""
+    start = api(host, "/api/v1/events?limit=1")["last_id"]
+    for name, payload in (("echo", b"echo me\r\n"), ("discard", b"into the void"), ("daytime", b""), ("qotd", b""), ("time", b""), ("chargen", b"")):
+        with socket.create_connection(("127.0.0.1", host.port(name)), timeout=5) as s:
+            if payload:
+                s.sendall(payload)
+            if name in ("echo", "chargen", "daytime", "qotd", "time"):
+                s.recv(100)
+            if name == "discard":
+                time.sleep(0.2)
+    found, events = wait_for(host, lambda e: e["kind"] == "exchange" and e["service"] == "chargen", since=start)
+    exchanges = {e["service"]: e for e in events if e["kind"] == "exchange"}
+    assert set(exchanges) == {"echo", "discard", "daytime", "qotd", "time", "chargen"}, exchanges
+    assert exchanges["echo"]["hex_in"] == b"echo me\r\n".hex() and exchanges["echo"]["hex_out"] == b"echo me\r\n".hex()
+    assert exchanges["discard"]["hex_in"] == b"into the void".hex() and "hex_out" not in exchanges["discard"]
+    assert exchanges["daytime"]["text_out"].endswith("\r\n") and len(exchanges["daytime"]["text_out"]) > 10
+    assert exchanges["time"]["bytes_out"] == 4 and "text_out" not in exchanges["time"]
+    assert exchanges["chargen"]["bytes_out"] > 0 and bytes.fromhex(exchanges["chargen"]["hex_out"]).startswith(b" !\"#$%")
+    # Each is one event of its connection, between its open and its close.
+    for name, event in exchanges.items():
+        mine = [e["kind"] for e in events if e.get("conn") == event["conn"]]
+        assert mine[0] == "connection.open" and mine.count("exchange") == 1, (name, mine)

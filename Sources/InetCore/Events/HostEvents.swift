@@ -34,6 +34,9 @@ public struct EventSettings: Sendable, Equatable {
     /// The token clients over a non-loopback address must give to the dashboard, the event
     /// stream and the API (default: one made at first need, kept in `<data_dir>/dashboard.token`).
     public var dashboardToken: String?
+    /// `report.show_credentials`: login events carry the password tried (analysts want it; the
+    /// transcripts still mask it). Off: passwords are never recorded anywhere.
+    public var showCredentials = false
 
     public init() {}
 

@@ -323,9 +323,13 @@ final class FTPSession: LineSession {
         return reply("331 Please specify the password.")
     }
 
+    /// The password of the login under way (its event carries it with report.show_credentials).
+    private var triedPassword = ""
+
     private func pass(_ password: String) -> [LineAction<FTPEffect>] {
         guard account == nil else { return reply("230 Already logged in.") }
         guard case .awaitingPassword(let name) = login else { return fail("503 Login with USER first.") }
+        triedPassword = String(password.prefix(256))
         if let user = settings.account(name), user.anonymous || user.password.map({ Secret.equal($0, password) }) == true {
             login = .opening(user)
             return [.perform(.files(.home(user)))]
@@ -337,7 +341,8 @@ final class FTPSession: LineSession {
         loginFailures += 1
         logger.notice("failed login", metadata: ["user": "\(name)", "peer": "\(peer?.ipAddress ?? "?")"])
         login = .rejecting(closing: loginFailures >= settings.maxLoginFailures)
-        return [.event(LineEvent("ftp.login", [("user", .string(name)), ("ok", .bool(false))])), .perform(.delay(seconds: settings.loginDelay))]
+        return [.event(LineEvent("ftp.login", [("user", .string(name)), ("ok", .bool(false)), ("password", .secret(triedPassword))])),
+                .perform(.delay(seconds: settings.loginDelay))]
     }
 
     private func features() -> [LineAction<FTPEffect>] {
@@ -531,7 +536,8 @@ final class FTPSession: LineSession {
             guard let files else { return rejectLogin(user.name) }
             login = .loggedIn(Account(user: user, files: files))
             logger.info("login", metadata: ["user": "\(user.name)", "peer": "\(peer?.ipAddress ?? "?")"])
-            return [.event(LineEvent("ftp.login", [("user", .string(user.name)), ("ok", .bool(true)), ("anonymous", .bool(user.anonymous))]))]
+            return [.event(LineEvent("ftp.login", [("user", .string(user.name)), ("ok", .bool(true)), ("anonymous", .bool(user.anonymous)),
+                                                   ("password", .secret(triedPassword))]))]
                 + reply("230 Login successful.")
         case .files(let result):
             guard case .files(let verb, _) = step else { return [] }

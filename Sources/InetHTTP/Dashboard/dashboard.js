@@ -100,6 +100,9 @@
       case 'pop3.update': return 'UPDATE: ' + text(e.deleted) + ' deleted';
       case 'snmp.request': return text(e.version) + ' ' + text(e.pdu) + ' ' + text(e.oids) + (e.community_ok === false ? ' (community refused)' : '');
       case 'datagram': return text(e.bytes_in) + ' B in, ' + text(e.bytes_out) + ' B out';
+      case 'exchange':
+        return (e.bytes_in !== undefined ? 'first ' + text(e.bytes_in) + ' B in' : '') + (e.bytes_in !== undefined && e.bytes_out !== undefined ? ', ' : '')
+          + (e.bytes_out !== undefined ? 'first ' + text(e.bytes_out) + ' B out' : '') + (e.text_out ? ': ' + text(e.text_out).trim() : '');
       default: {
         const skip = new Set(['id', 'time', 'service', 'kind', 'conn', 'transport', 'peer']);
         return Object.keys(e).filter(function (k) { return !skip.has(k); }).sort().map(function (k) { return k + '=' + text(e[k]); }).join(' ');
@@ -298,6 +301,8 @@
           transcript.append(el('span', { class: e.dir === 'C' ? 'c' : 's', text: text(e.dir) + ': ' + text(e.text) }), '\n');
         } else {
           transcript.append(el('span', { class: 'ev', text: '* ' + clock(e.time) + ' ' + text(e.kind) + ' ' + summary(e) }), '\n');
+          if (e.hex_in) transcript.append(el('span', { class: 'c', text: hexDump(text(e.hex_in)) }), '\n');
+          if (e.hex_out) transcript.append(el('span', { class: 's', text: hexDump(text(e.hex_out)) }), '\n');
         }
       }
       if (!list.length) transcript.append('No events of this connection are left in the ring.');

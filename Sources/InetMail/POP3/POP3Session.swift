@@ -212,11 +212,13 @@ final class POP3Session: LineSession {
         let user = MailAddress.parse(Substring(name), utf8: true).flatMap { settings.users[$0.key] }
         guard let user, Secret.equal(user.password, password) else {
             phase = .rejecting(closing: errors.spend())
-            return [.event(LineEvent("pop3.login", [("user", .string(name)), ("ok", .bool(false))])), .perform(.delay(seconds: settings.authDelay))]
+            return [.event(LineEvent("pop3.login", [("user", .string(name)), ("ok", .bool(false)), ("password", .secret(String(password.prefix(256))))])),
+                    .perform(.delay(seconds: settings.authDelay))]
         }
         let folder = store.folder(for: user.address)
         phase = .opening(folder: folder)
-        return [.event(LineEvent("pop3.login", [("user", .string(name)), ("ok", .bool(true))])), .perform(.open(folder: folder))]
+        return [.event(LineEvent("pop3.login", [("user", .string(name)), ("ok", .bool(true)), ("password", .secret(String(password.prefix(256))))])),
+                .perform(.open(folder: folder))]
     }
 
     // MARK: - TRANSACTION
