@@ -29,7 +29,8 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     private var ring: EventRing?
     private var eventSettings: EventSettings
     private var localPort = 0
-    private let eventKind: String
+    private let eventKind: String?
+    private let eventHex: Bool
     private let scratch = EventScratch()
 
     init(service: any InetService, name: String, counters: ServiceCounters, limits: LimitsBox, limiter: NIOLockedValueBox<SourceRateLimiter>, logger: Logger,
@@ -39,6 +40,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         eventSettings = events.settings
         self.service = service
         eventKind = service.datagramEventKind
+        eventHex = service.datagramEventHex
         self.name = name
         self.counters = counters
         self.limitsBox = limits
@@ -109,8 +111,8 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         var sent = 0
         var event: EventBody?
         let answer: ByteBuffer?
-        let time = ring == nil ? 0 : EventBody.now()
-        if let ring {
+        let time = ring == nil || eventKind == nil ? 0 : EventBody.now()
+        if let ring, let eventKind {
             var body = EventBody(limit: ring.maximumBodyBytes, time: time, service: name, kind: eventKind, scratch: scratch)
             body.string("transport", "udp")
             body.address("peer", envelope.remoteAddress)
@@ -133,20 +135,19 @@ final class DatagramServiceHandler: ChannelInboundHandler {
                 outcome = "dropped: send buffer full"
             }
         }
-        if let ring, var body = event {
+        if let ring, let kind = eventKind, var body = event {
             body.int("bytes_in", size)
             body.int("bytes_out", sent)
             // (A described exchange that was answered needs no outcome: its rcode says it.)
-            if eventKind == "datagram" || sent == 0 { body.string("outcome", outcome) }
+            if kind == "datagram" || sent == 0 { body.string("outcome", outcome) }
             body.milliseconds("duration_ms", nanoseconds: (NIODeadline.now() - started).nanoseconds)
             // A service that describes its exchanges (DNS, SNMP) has no need of the hex.
-            if eventSettings.hexBytes > 0, eventKind == "datagram" {
+            if eventSettings.hexBytes > 0, eventHex {
                 body.hex("hex_in", envelope.data.readableBytesView, maximum: eventSettings.hexBytes)
                 if let answer, sent > 0 { body.hex("hex_out", answer.readableBytesView, maximum: eventSettings.hexBytes) }
             }
             let bytes = body.finish()
             let name = name
-            let kind = eventKind
             bytes.withUnsafeBytes { ring.publish(service: name, kind: kind, connection: 0, time: time, body: $0) }
             scratch.recycle(bytes)
         }

@@ -23,8 +23,13 @@ public protocol InetService: Sendable {
     /// address). By default `reply(toDatagram:from:allocator:)`.
     func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel) -> ByteBuffer?
 
-    /// The kind of the event each datagram exchange emits (`datagram`; DNS: `dns.query`).
-    var datagramEventKind: String { get }
+    /// The kind of the event each datagram exchange emits (`datagram`; DNS: `dns.query`), or
+    /// nil for a service that emits its own events (syslog, once it has parsed the message).
+    var datagramEventKind: String? { get }
+
+    /// Whether that event carries a bounded hex view of the datagram and its answer (binary
+    /// protocols; DNS and SNMP describe theirs in full and need none).
+    var datagramEventHex: Bool { get }
 
     /// The same, describing the exchange in its `datagram` event (DNS: the question, rcode and
     /// where the answer came from; SNMP: the PDU and its OIDs). By default nothing is added.
@@ -73,7 +78,9 @@ extension InetService {
         reply(toDatagram: payload, from: source, channel: channel)
     }
 
-    public var datagramEventKind: String { "datagram" }
+    public var datagramEventKind: String? { "datagram" }
+
+    public var datagramEventHex: Bool { true }
 
     public func prepare() throws {}
 

@@ -129,6 +129,15 @@ struct EventsCommand: ParsableCommand {
         case "smtp.message": summary = "message \(text("queue_id")) from <\(text("from"))> to \(text("to")), \(text("size")) bytes"
         case "ftp.transfer": summary = "\(text("direction")) \(text("file")) by \(text("user")), \(text("bytes")) bytes" + (event["sha256"] != nil ? " sha256 \(text("sha256"))" : "")
         case "snmp.request": summary = "\(peer) \(text("pdu")) \(text("oids"))" + (event["community_ok"] as? Bool == false ? " (community refused)" : "")
+        case "ntp.request":
+            summary = "\(peer) NTPv\(text("version")) \(text("mode"))"
+                + (event["refused"] != nil ? ": refused, \(text("refused"))" : " -> stratum \(text("stratum")), leap \(text("leap")), ref \(text("reference"))")
+        case "syslog.message":
+            summary = "\(peer) \(text("facility")).\(text("severity")) "
+                + (event["hostname"] != nil ? text("hostname") + " " : "") + (event["app"] != nil ? text("app") + ": " : "") + text("message")
+        case "finger.query": summary = "\(peer) " + (event["verbose"] as? Bool == true ? "/W " : "") + (event["user"] != nil ? text("user") : "(everyone)") + " -> \(text("outcome"))"
+        case "ident.query":
+            summary = "\(peer) " + (event["server_port"] != nil ? "\(text("server_port")) , \(text("client_port")) -> " : "") + text("answer") + (event["user"] != nil ? " " + text("user") : "")
         default:
             let skip: Set<String> = ["id", "time", "service", "kind", "conn", "transport", "peer"]
             summary = (peer.isEmpty ? "" : peer + " ") + event.keys.filter { !skip.contains($0) }.sorted().map { "\($0)=\(text($0))" }.joined(separator: " ")

@@ -63,6 +63,20 @@ final class FingerTests: XCTestCase {
         XCTAssertFalse(channel.isActive, "finger closes after the answer")
     }
 
+    func testEachQueryIsReportedWithWhatWasTold() {
+        func outcome(_ query: FingerQuery) -> String? {
+            for (name, value) in FingerSession.event(query, directory: directory).fields where name == "outcome" {
+                if case .string(let text) = value { return text }
+            }
+            return nil
+        }
+        XCTAssertEqual(FingerSession.event(FingerQuery(user: "dobbs"), directory: directory).kind, "finger.query")
+        XCTAssertEqual(outcome(FingerQuery(user: "dobbs")), "told")
+        XCTAssertEqual(outcome(FingerQuery(user: "root")), "no such user")
+        XCTAssertEqual(outcome(FingerQuery(user: "alice", forward: true)), "forwarding refused")
+        XCTAssertEqual(outcome(FingerQuery(verbose: true)), "listed 2 users")
+    }
+
     func testConfigUsers() throws {
         func make(_ yaml: String) throws -> FingerService {
             let config = try HostConfig.parse(yaml: "services:\n  finger: \(yaml)\n", file: "t.yaml", catalog: [FingerService.descriptor])
@@ -126,6 +140,11 @@ final class IdentTests: XCTestCase {
     }
 
     func answer(_ line: String, exists: Bool, user: String? = nil) throws -> String {
+        try answerAndEvent(line, exists: exists, user: user).0
+    }
+
+    /// The reply to one query line and the `ident.query` event the session reports with it.
+    func answerAndEvent(_ line: String, exists: Bool, user: String? = nil) throws -> (String, LineEvent?) {
         let session = IdentSession(settings: IdentService.Settings(user: user))
         _ = session.start(context: LineSessionContext(peer: try SocketAddress(ipAddress: "127.0.0.1", port: 40_000), local: try SocketAddress(ipAddress: "127.0.0.1", port: 113)))
         var actions = session.receive(line: ByteBuffer(string: line), ending: .crlf)
@@ -133,8 +152,33 @@ final class IdentTests: XCTestCase {
             XCTAssertEqual(lookup.remote, SocketTable.Endpoint(address: [127, 0, 0, 1], port: 23))
             actions = session.complete(exists)
         }
-        guard case .reply(let text)? = actions.first, case .close? = actions.last else { XCTFail("\(actions)"); return "" }
-        return text
+        var event: LineEvent?
+        if case .event(let found)? = actions.first {
+            event = found
+            actions.removeFirst()
+        }
+        guard case .reply(let text)? = actions.first, case .close? = actions.last else { XCTFail("\(actions)"); return ("", nil) }
+        return (text, event)
+    }
+
+    func testEachQueryIsReportedWithItsAnswer() throws {
+        func fields(_ event: LineEvent?) -> [String: String] {
+            Dictionary((event?.fields ?? []).map { name, value in
+                switch value {
+                case .string(let text): (name, text)
+                case .int(let number): (name, String(number))
+                case .bool(let flag): (name, String(flag))
+                case .strings(let list): (name, list.joined(separator: ","))
+                case .secret: (name, "secret")
+                }
+            }, uniquingKeysWith: { a, _ in a })
+        }
+        let (_, found) = try answerAndEvent("6191, 23", exists: true, user: "alice")
+        XCTAssertEqual(found?.kind, "ident.query")
+        XCTAssertEqual(fields(found), ["server_port": "6191", "client_port": "23", "answer": "USERID", "user": "alice"])
+        XCTAssertEqual(fields(try answerAndEvent("6191, 23", exists: false).1)["answer"], "NO-USER")
+        XCTAssertEqual(fields(try answerAndEvent("0, 23", exists: true).1)["answer"], "INVALID-PORT")
+        XCTAssertEqual(fields(try answerAndEvent("junk", exists: true).1), ["answer": "UNKNOWN-ERROR", "malformed": "true"])
     }
 
     func testSessionAnswers() throws {

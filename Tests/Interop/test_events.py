@@ -559,3 +559,73 @@ def test_the_simple_services_report_their_tcp_exchanges(host):
     for name, event in exchanges.items():
         mine = [e["kind"] for e in events if e.get("conn") == event["conn"]]
         assert mine[0] == "connection.open" and mine.count("exchange") == 1, (name, mine)
+
+
+def test_ntp_syslog_finger_and_ident_describe_their_exchanges(host):
+    """The services added after the events each say what was asked: NTP the request's version
+    and mode and the stratum answered (or why it was refused), syslog each message as parsed
+    (from logger over UDP and TCP), finger the user asked for, ident the ports and the answer."""
+    start = api(host, "/api/v1/events?limit=1")["last_id"]
+    ntp = host.port("ntp", "udp")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(b"\x23" + bytes(47), ("127.0.0.1", ntp))  # NTPv4, client
+        assert len(s.recvfrom(100)[0]) == 48
+        s.sendto(b"\x17" + bytes(47), ("127.0.0.1", ntp))  # NTPv2, mode 7 (ntpdc monlist)
+    syslog_udp, syslog_tcp = host.port("syslog", "udp"), host.port("syslog", "tcp")
+    subprocess.run(["logger", "-n", "127.0.0.1", "-P", str(syslog_udp), "--udp", "--rfc5424", "-t", "demo", "-p", "local3.err",
+                    "udp <b>payload</b>"], check=True, timeout=10)
+    subprocess.run(["logger", "-n", "127.0.0.1", "-P", str(syslog_tcp), "--tcp", "--octet-count", "-t", "tcpdemo", "-p", "mail.info",
+                    "over tcp"], check=True, timeout=10)
+    with socket.create_connection(("127.0.0.1", host.port("finger")), timeout=5) as s:
+        s.sendall(b"/W nobody-here\r\n")
+        assert b"no such user" in s.recv(1000)
+    with socket.create_connection(("127.0.0.1", host.port("finger")), timeout=5) as s:
+        s.sendall(b"someone@elsewhere\r\n")
+        assert b"refused" in s.recv(1000)
+    # ident about a connection this test really holds open (to HTTP), then one it does not.
+    with socket.create_connection(("127.0.0.1", host.port("http")), timeout=5) as held:
+        mine = held.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", host.port("ident")), timeout=5) as s:
+            s.sendall(f"{host.port('http')} , {mine}\r\n".encode())
+            assert b"HIDDEN-USER" in s.recv(1000)
+    with socket.create_connection(("127.0.0.1", host.port("ident")), timeout=5) as s:
+        s.sendall(b"1 , 2\r\n")
+        assert b"NO-USER" in s.recv(1000)
+
+    def complete(events):
+        kinds = [e["kind"] for e in events]
+        return kinds.count("ntp.request") >= 2 and kinds.count("syslog.message") >= 2 and kinds.count("finger.query") >= 2 \
+            and kinds.count("ident.query") >= 2
+    deadline = time.time() + 10
+    while True:
+        events = all_events(host, start)
+        if complete(events) or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    ntp_events = [e for e in events if e["kind"] == "ntp.request"]
+    assert ntp_events[0]["version"] == 4 and ntp_events[0]["mode"] == "client" and "stratum" in ntp_events[0] and "leap" in ntp_events[0]
+    assert ntp_events[0]["transport"] == "udp" and ntp_events[0]["bytes_out"] == 48 and len(ntp_events[0]["hex_in"]) == 96
+    assert ntp_events[1]["mode"] == "private" and "never answered" in ntp_events[1]["refused"] and ntp_events[1]["bytes_out"] == 0
+    logs = {e["transport"]: e for e in events if e["kind"] == "syslog.message"}
+    assert logs["udp"]["app"] == "demo" and logs["udp"]["facility"] == "local3" and logs["udp"]["severity"] == "err"
+    assert logs["udp"]["message"] == "udp <b>payload</b>" and logs["udp"]["format"] == "rfc5424" and logs["udp"]["port"] == syslog_udp
+    assert logs["tcp"]["app"] == "tcpdemo" and logs["tcp"]["facility"] == "mail" and logs["tcp"]["message"] == "over tcp"
+    # A TCP sender's messages are events of its connection.
+    assert [e["kind"] for e in events if e.get("conn") == logs["tcp"]["conn"]][0] == "connection.open"
+    # No generic datagram event doubles the syslog one.
+    assert not [e for e in events if e["kind"] == "datagram" and e["service"] in ("syslog", "ntp")]
+    fingers = [e for e in events if e["kind"] == "finger.query"]
+    assert fingers[0]["user"] == "nobody-here" and fingers[0]["verbose"] is True and fingers[0]["outcome"] == "no such user"
+    assert fingers[1]["outcome"] == "forwarding refused"
+    idents = [e for e in events if e["kind"] == "ident.query"]
+    assert idents[0]["server_port"] == host.port("http") and idents[0]["client_port"] == mine and idents[0]["answer"] == "HIDDEN-USER"
+    assert idents[1]["answer"] == "NO-USER"
+    # The journal's view in the terminal names them too (once the supervisor has written them).
+    deadline = time.time() + 10
+    while True:
+        out = subprocess.run([BIN, "events", "--data-dir", host.data, "-n", "2000"], capture_output=True, text=True, timeout=30).stdout
+        if "NO-USER" in out or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert "NTPv4 client -> stratum" in out and "local3.err" in out and "nobody-here -> no such user" in out and "HIDDEN-USER" in out

@@ -64,7 +64,9 @@ public struct DNSService: InetService {
         return reply(toDatagram: payload, allocator: allocator, from: &from)
     }
 
-    public var datagramEventKind: String { "dns.query" }
+    public var datagramEventKind: String? { "dns.query" }
+
+    public var datagramEventHex: Bool { false }
 
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer? {
         var from = "zone"

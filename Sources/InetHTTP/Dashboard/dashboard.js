@@ -99,6 +99,14 @@
         return text(e.kind).slice(5).toUpperCase() + ' ' + text(e.message) + ' (' + text(e.uid) + ')' + (e.size ? ', ' + text(e.size) + ' B' : '');
       case 'pop3.update': return 'UPDATE: ' + text(e.deleted) + ' deleted';
       case 'snmp.request': return text(e.version) + ' ' + text(e.pdu) + ' ' + text(e.oids) + (e.community_ok === false ? ' (community refused)' : '');
+      case 'ntp.request':
+        return 'NTPv' + text(e.version) + ' ' + text(e.mode) + (e.refused ? ': refused, ' + text(e.refused) : ' → stratum ' + text(e.stratum) + ', leap ' + text(e.leap) + ', ref ' + text(e.reference));
+      case 'syslog.message':
+        return text(e.facility) + '.' + text(e.severity) + ' ' + (e.hostname ? text(e.hostname) + ' ' : '') + (e.app ? text(e.app) + ': ' : '') + text(e.message);
+      case 'finger.query':
+        return (e.verbose ? '/W ' : '') + (e.user !== undefined ? text(e.user) : '(everyone)') + ' → ' + text(e.outcome);
+      case 'ident.query':
+        return (e.server_port !== undefined ? text(e.server_port) + ' , ' + text(e.client_port) + ' → ' : '') + text(e.answer) + (e.user ? ' ' + text(e.user) : '');
       case 'datagram': return text(e.bytes_in) + ' B in, ' + text(e.bytes_out) + ' B out';
       case 'exchange':
         return (e.bytes_in !== undefined ? 'first ' + text(e.bytes_in) + ' B in' : '') + (e.bytes_in !== undefined && e.bytes_out !== undefined ? ', ' : '')

@@ -83,13 +83,45 @@ public struct NTPService: InetService {
         return answer(payload, kiss: true, allocator: allocator)
     }
 
+    public var datagramEventKind: String? { "ntp.request" }
+
+    /// The reply, described in the exchange's `ntp.request` event: the request's version and
+    /// mode, and the answer's stratum, leap indicator and reference, or why none was sent.
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer? {
+        if let first = payload.getInteger(at: payload.readerIndex, as: UInt8.self) {
+            event.int("version", Int(first >> 3 & 7))
+            event.string("mode", Self.modeNames[Int(first & 7)])
+        }
+        switch described(payload, kiss: false, allocator: channel.allocator) {
+        case .failure(let refusal):
+            event.string("refused", refusal.description)
+            return nil
+        case .success(let (reply, buffer)):
+            event.int("stratum", Int(reply.stratum))
+            event.string("leap", Self.leapNames[Int(reply.leap.rawValue)])
+            event.string("reference", reply.referenceText)
+            return buffer
+        }
+    }
+
+    static let modeNames = ["reserved", "symmetric active", "symmetric passive", "client", "server", "broadcast", "control", "private"]
+    static let leapNames = ["none", "insert second", "delete second", "unsynchronized"]
+
     private func answer(_ payload: ByteBuffer, kiss: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        try? described(payload, kiss: kiss, allocator: allocator).get().1
+    }
+
+    private func described(_ payload: ByteBuffer, kiss: Bool, allocator: ByteBufferAllocator) -> Result<(NTPPacket, ByteBuffer), NTPResponder.Refusal> {
         let received = timestamp()
-        guard case .success(let request) = NTPResponder.request(in: payload) else { return nil }
+        let request: NTPPacket
+        switch NTPResponder.request(in: payload) {
+        case .success(let value): request = value
+        case .failure(let refusal): return .failure(refusal)
+        }
         let reply = responder.answer(to: request, received: received, transmitted: timestamp(), clock: clockState.current(kernelState), kiss: kiss)
         var buffer = allocator.buffer(capacity: NTPPacket.headerSize)
         reply.write(into: &buffer)
-        return buffer
+        return .success((reply, buffer))
     }
 }
 

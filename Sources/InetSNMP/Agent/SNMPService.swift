@@ -83,7 +83,9 @@ public struct SNMPService: InetService {
         return allocator.buffer(bytes: answer)
     }
 
-    public var datagramEventKind: String { "snmp.request" }
+    public var datagramEventKind: String? { "snmp.request" }
+
+    public var datagramEventHex: Bool { false }
 
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer? {
         var note = SNMPExchangeNote()

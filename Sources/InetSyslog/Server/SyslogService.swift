@@ -52,11 +52,24 @@ public struct SyslogService: InetService {
         try createDirectories(store.settings.directory, mode: 0o750)
     }
 
+    /// Each message's event (`syslog.message`) comes from the store's thread once it is parsed.
+    public var datagramEventKind: String? { nil }
+
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel) -> ByteBuffer? {
+        store(payload, from: source, events: HostEvents.of(channel).map { .datagram($0, channel) })
+    }
+
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        store(payload, from: source, events: nil)
+    }
+
+    private func store(_ payload: ByteBuffer, from source: SocketAddress, events: SyslogStore.Message.EventTarget?) -> ByteBuffer? {
         let length = payload.readableBytes
         guard length > 0 else { return nil }
         let kept = payload.withUnsafeReadableBytes { Array($0.prefix(maximumMessage)) }
-        _ = store.append(SyslogStore.Message(bytes: kept, length: length, peer: .address(source), tcp: false))
+        var message = SyslogStore.Message(bytes: kept, length: length, peer: .address(source), tcp: false)
+        message.events = events
+        _ = store.append(message)
         return nil
     }
 
@@ -109,6 +122,7 @@ final class SyslogConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private let store: SyslogStore
     private let connections: SyslogConnections
     private var peer = SyslogStore.Message.Peer.text("?")
+    private var events: SyslogStore.Message.EventTarget?
     private var batch: [SyslogStore.Message] = []
     private var paused = false
     private var draining = false
@@ -126,6 +140,7 @@ final class SyslogConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     func channelActive(context: ChannelHandlerContext) {
         peer = .text(context.channel.remoteAddress?.logDescription ?? "?")
+        events = ConnectionEvents.of(context.channel).map { .connection($0) }
         connections.add(context.channel)
         context.fireChannelActive()
     }
@@ -139,7 +154,9 @@ final class SyslogConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     private func add(_ frame: SyslogFramer.Frame) {
-        batch.append(SyslogStore.Message(bytes: frame.bytes, length: frame.length, incomplete: frame.incomplete, peer: peer, tcp: true))
+        var message = SyslogStore.Message(bytes: frame.bytes, length: frame.length, incomplete: frame.incomplete, peer: peer, tcp: true)
+        message.events = events
+        batch.append(message)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -43,6 +43,8 @@ public final class SyslogStore: Sendable {
         public var nanoseconds: Int
         public var peer: Peer
         public var tcp: Bool
+        /// Where the message's `syslog.message` event goes, once parsed (nil: nowhere).
+        public var events: EventTarget?
 
         public enum Peer: Sendable {
             /// A TCP connection's, formatted once for the connection.
@@ -61,6 +63,13 @@ public final class SyslogStore: Sendable {
             nanoseconds = Int(now.tv_nsec)
             self.peer = peer
             self.tcp = tcp
+        }
+
+        /// Where a message's event is emitted: a datagram's through the service's events (with
+        /// the socket it came to), a TCP sender's as an event of its connection.
+        public enum EventTarget: Sendable {
+            case datagram(HostEvents, any Channel)
+            case connection(ConnectionEvents)
         }
 
         /// What a queued message is reckoned to cost in memory.
@@ -216,10 +225,40 @@ public final class SyslogStore: Sendable {
             peer = lastPeer
         }
         let parsed = SyslogMessage.parse(message.bytes[...])
-        SyslogRecord.encode(parsed, length: message.length, truncated: !message.incomplete && message.length > message.bytes.count,
+        let truncated = !message.incomplete && message.length > message.bytes.count
+        SyslogRecord.encode(parsed, length: message.length, truncated: truncated,
                             incomplete: message.incomplete,
                             receipt: .init(seconds: message.seconds, nanoseconds: message.nanoseconds, peer: peer, transport: message.tcp ? "tcp" : "udp"),
                             into: &lines)
+        if let target = message.events { Self.emit(parsed, message, truncated: truncated, peer: peer, to: target) }
+    }
+
+    /// The message's `syslog.message` event: what it says and who says it, as parsed.
+    static func emit(_ parsed: SyslogMessage, _ message: Message, truncated: Bool, peer: String, to target: Message.EventTarget) {
+        let fill = { (body: inout EventBody) in
+            body.string("format", parsed.format.rawValue)
+            body.string("facility", SyslogMessage.facilityNames[parsed.facility])
+            body.string("severity", SyslogMessage.severityNames[parsed.severity])
+            if let hostname = parsed.hostname { body.string("hostname", hostname) }
+            if let app = parsed.app { body.string("app", app) }
+            if let procid = parsed.procid { body.string("procid", procid) }
+            if let msgid = parsed.msgid { body.string("msgid", msgid) }
+            if let malformed = parsed.malformed { body.string("malformed", malformed) }
+            if truncated || message.incomplete { body.int("length", message.length) }
+            if truncated { body.bool("cut", true) }
+            body.text("message", bytes: parsed.message)
+        }
+        switch target {
+        case .datagram(let events, let channel):
+            events.emit(service: "syslog", kind: "syslog.message") { body in
+                body.string("transport", "udp")
+                body.string("peer", peer)
+                body.int("port", channel.localAddress?.port ?? 0)
+                fill(&body)
+            }
+        case .connection(let events):
+            events.emit("syslog.message", fill)
+        }
     }
 
     private func startPoolOnce() {

@@ -1,6 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+// In a release (whole-module) build `stat` resolves through CoreFoundation's view of the C
+// headers (InetTLS imports Foundation), whose members MemberImportVisibility hides unless
+// CoreFoundation is imported here too.
+import CoreFoundation
 import InetCore
 import InetTLS
 import Logging

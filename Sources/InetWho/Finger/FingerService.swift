@@ -60,7 +60,26 @@ final class FingerSession: LineSession {
     }
 
     func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction<Never>] {
-        [.reply(directory.answer(FingerQuery.parse(line.readableBytesView))), .close]
+        let query = FingerQuery.parse(line.readableBytesView)
+        return [.event(Self.event(query, directory: directory)), .reply(directory.answer(query)), .close]
+    }
+
+    /// The query's `finger.query` event: who was asked for, in which form, and what was told.
+    static func event(_ query: FingerQuery, directory: FingerDirectory) -> LineEvent {
+        var fields: [(String, LineEvent.Value)] = [("verbose", .bool(query.verbose))]
+        if let user = query.user { fields.append(("user", .string(user))) }
+        let outcome: String
+        if query.forward {
+            outcome = "forwarding refused"
+        } else if let user = query.user {
+            let found = directory.matching(user).map(\.name)
+            fields.append(("matched", .strings(found)))
+            outcome = found.isEmpty ? "no such user" : "told"
+        } else {
+            outcome = "listed \(directory.users.count) users"
+        }
+        fields.append(("outcome", .string(outcome)))
+        return LineEvent("finger.query", fields)
     }
 
     func lineTooLong() -> [LineAction<Never>] {

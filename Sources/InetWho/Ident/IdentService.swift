@@ -106,11 +106,15 @@ final class IdentSession: LineSession {
     func receive(line: ByteBuffer, ending: LineEnding) -> [LineAction<IdentLookup>] {
         switch IdentQuery.parse(line.readableBytesView) {
         case .failure(.invalidPort(let server, let client)):
-            return [.reply(IdentQuery.reply(ports: "\(server) , \(client)", .error(.invalidPort))), .close]
+            return [.event(LineEvent("ident.query", [("answer", .string(IdentError.invalidPort.rawValue))])),
+                    .reply(IdentQuery.reply(ports: "\(server) , \(client)", .error(.invalidPort))), .close]
         case .failure(.malformed):
-            return [.reply(IdentQuery.reply(ports: "0 , 0", .error(.unknownError))), .close]
+            return [.event(LineEvent("ident.query", [("answer", .string(IdentError.unknownError.rawValue)), ("malformed", .bool(true))])),
+                    .reply(IdentQuery.reply(ports: "0 , 0", .error(.unknownError))), .close]
         case .success(let query):
-            guard let local, let peer else { return [.reply(IdentQuery.reply(query, .error(.unknownError))), .close] }
+            guard let local, let peer else {
+                return [.event(Self.event(query, .error(.unknownError))), .reply(IdentQuery.reply(query, .error(.unknownError))), .close]
+            }
             asked = query
             return [.perform(IdentLookup(local: SocketTable.Endpoint(address: local, port: query.serverPort),
                                          remote: SocketTable.Endpoint(address: peer, port: query.clientPort)))]
@@ -120,7 +124,17 @@ final class IdentSession: LineSession {
     func complete(_ exists: Bool) -> [LineAction<IdentLookup>] {
         guard let asked else { return [.close] }
         let answer: IdentQuery.Answer = !exists ? .error(.noUser) : settings.user.map { .user($0, system: settings.system) } ?? .error(.hiddenUser)
-        return [.reply(IdentQuery.reply(asked, answer)), .close]
+        return [.event(Self.event(asked, answer)), .reply(IdentQuery.reply(asked, answer)), .close]
+    }
+
+    /// The query's `ident.query` event: the two ports asked about and the answer given.
+    static func event(_ query: IdentQuery, _ answer: IdentQuery.Answer) -> LineEvent {
+        var fields: [(String, LineEvent.Value)] = [("server_port", .int(query.serverPort)), ("client_port", .int(query.clientPort))]
+        switch answer {
+        case .user(let name, _): fields += [("answer", .string("USERID")), ("user", .string(name))]
+        case .error(let error): fields.append(("answer", .string(error.rawValue)))
+        }
+        return LineEvent("ident.query", fields)
     }
 
     func lineTooLong() -> [LineAction<IdentLookup>] {
