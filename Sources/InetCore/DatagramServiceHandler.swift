@@ -146,10 +146,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
                 body.hex("hex_in", envelope.data.readableBytesView, maximum: eventSettings.hexBytes)
                 if let answer, sent > 0 { body.hex("hex_out", answer.readableBytesView, maximum: eventSettings.hexBytes) }
             }
-            let bytes = body.finish()
-            let name = name
-            bytes.withUnsafeBytes { ring.publish(service: name, kind: kind, connection: 0, time: time, body: $0) }
-            scratch.recycle(bytes)
+            ring.publish(service: name, kind: kind, connection: 0, time: time, body: body.finished())
         }
         if logger.logLevel <= .info {
             logger.info("exchange", metadata: [

@@ -7,28 +7,37 @@ import Glibc
 import Musl
 #endif
 
+/// The bytes an event is encoded into: a fixed block of raw memory, so encoding appends with a
+/// bounds check and a store (no array growth, no uniqueness check, no allocation per event when
+/// reused through an `EventScratch`).
+final class EventStorage {
+    let pointer: UnsafeMutablePointer<UInt8>
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        pointer = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        pointer.deallocate()
+    }
+}
+
 /// A buffer and the last second's time text, reused by one handler for every event it builds
 /// (used from one thread at a time).
 public final class EventScratch {
-    private var buffer: [UInt8] = []
+    private var storage: EventStorage?
     var second = Int.min
     var prefix: [UInt8] = []
 
-    public init() {
-        buffer.reserveCapacity(1024)
-    }
+    public init() {}
 
-    func take() -> [UInt8] {
-        var out: [UInt8] = []
-        swap(&out, &buffer)
-        if out.capacity < 512 { out.reserveCapacity(1024) }
-        return out
-    }
-
-    /// The bytes of a published event, for the next one.
-    public func recycle(_ bytes: [UInt8]) {
-        buffer = bytes
-        buffer.removeAll(keepingCapacity: true)
+    func take(_ limit: Int) -> EventStorage {
+        if let storage, storage.capacity >= limit { return storage }
+        let made = EventStorage(capacity: limit)
+        storage = made
+        return made
     }
 }
 
@@ -38,30 +47,39 @@ public final class EventScratch {
 /// Strings are escaped for JSON and also for HTML (`<`, `>`, `&` and `'` as `\u00XX`), so an
 /// event pasted into a page by a careless consumer still cannot open a tag.
 public struct EventBody {
-    public private(set) var bytes: [UInt8]
+    private let storage: EventStorage
+    private let base: UnsafeMutablePointer<UInt8>
+    private var count = 0
     private let limit: Int
     public private(set) var truncated = false
+    private var marked = false
     /// Room kept for `,"truncated":true`.
     private static let reserve = 18
+
+    /// The bytes encoded so far.
+    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
 
     /// A body that starts with the common members: time, service, kind.
     public init(limit: Int, time: Int, service: String, kind: String) {
         self.limit = max(limit, 128)
-        bytes = []
-        bytes.reserveCapacity(min(self.limit, 512))
-        bytes.append(contentsOf: #""time":""#.utf8)
-        Self.appendTime(time, to: &bytes)
-        bytes.append(UInt8(ascii: "\""))
+        storage = EventStorage(capacity: self.limit)
+        base = storage.pointer
+        append(contentsOf: #""time":""#)
+        var text: [UInt8] = []
+        Self.appendTime(time, to: &text)
+        append(contentsOf: text)
+        append(UInt8(ascii: "\""))
         string("service", service)
         string("kind", kind)
     }
 
     /// The same in `scratch`'s buffer, with its cached second (a busy UDP service's way: no
-    /// allocation per event); give the bytes back with `scratch.recycle` once published.
+    /// allocation per event). The body is valid until the scratch makes the next one.
     public init(limit: Int, time: Int, service: String, kind: String, scratch: EventScratch) {
         self.limit = max(limit, 128)
-        bytes = scratch.take()
-        bytes.append(contentsOf: #""time":""#.utf8)
+        storage = scratch.take(self.limit)
+        base = storage.pointer
+        append(contentsOf: #""time":""#)
         let second = time >= 0 ? time / 1000 : (time - 999) / 1000
         if second != scratch.second {
             scratch.prefix.removeAll(keepingCapacity: true)
@@ -69,28 +87,60 @@ public struct EventBody {
             scratch.prefix.removeLast(4)  // "000Z"
             scratch.second = second
         }
-        bytes.append(contentsOf: scratch.prefix)
+        append(contentsOf: scratch.prefix)
         let millis = time - second * 1000
-        bytes.append(UInt8(ascii: "0") + UInt8(millis / 100))
-        bytes.append(UInt8(ascii: "0") + UInt8(millis / 10 % 10))
-        bytes.append(UInt8(ascii: "0") + UInt8(millis % 10))
-        bytes.append(contentsOf: #"Z""#.utf8)
+        append(UInt8(ascii: "0") + UInt8(millis / 100))
+        append(UInt8(ascii: "0") + UInt8(millis / 10 % 10))
+        append(UInt8(ascii: "0") + UInt8(millis % 10))
+        append(contentsOf: #"Z""#)
         string("service", service)
         string("kind", kind)
     }
 
-    private var room: Int { limit - Self.reserve - bytes.count }
+    // MARK: - Raw appends (bounded by the storage: past it, bytes are dropped and the body marked)
+
+    @inline(__always)
+    private mutating func append(_ byte: UInt8) {
+        guard count < limit else {
+            truncated = true
+            return
+        }
+        base[count] = byte
+        count += 1
+    }
+
+    @inline(__always)
+    private mutating func append(_ buffer: UnsafeBufferPointer<UInt8>) {
+        guard let source = buffer.baseAddress, buffer.count > 0 else { return }
+        guard buffer.count <= limit - count else {
+            truncated = true
+            return
+        }
+        (base + count).update(from: source, count: buffer.count)
+        count += buffer.count
+    }
+
+    @inline(__always)
+    private mutating func append(contentsOf text: StaticString) {
+        text.withUTF8Buffer { append($0) }
+    }
+
+    private mutating func append(contentsOf bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { append($0) }
+    }
+
+    private var room: Int { limit - Self.reserve - count }
 
     private mutating func key(_ key: StaticString) -> Bool {
         guard room > key.utf8CodeUnitCount + 4 else {
             truncated = true
             return false
         }
-        bytes.append(UInt8(ascii: ","))
-        bytes.append(UInt8(ascii: "\""))
-        key.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(UInt8(ascii: ":"))
+        append(UInt8(ascii: ","))
+        append(UInt8(ascii: "\""))
+        key.withUTF8Buffer { append($0) }
+        append(UInt8(ascii: "\""))
+        append(UInt8(ascii: ":"))
         return true
     }
 
@@ -100,9 +150,9 @@ public struct EventBody {
             truncated = true
             return false
         }
-        bytes.append(UInt8(ascii: ","))
+        append(UInt8(ascii: ","))
         appendQuoted(name.utf8)
-        bytes.append(UInt8(ascii: ":"))
+        append(UInt8(ascii: ":"))
         return true
     }
 
@@ -124,7 +174,7 @@ public struct EventBody {
             truncated = true
             return
         }
-        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+        append(contentsOf: value ? "true" : "false")
     }
 
     public mutating func strings(named name: String, _ values: [String]) {
@@ -154,13 +204,17 @@ public struct EventBody {
         }
         // struct sockaddr_in: family (2 bytes), port (2, network order), address (4).
         let raw = withUnsafeBytes(of: v4.address) { $0.loadUnaligned(as: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8).self) }
-        bytes.append(UInt8(ascii: "\""))
-        for (index, octet) in [raw.4, raw.5, raw.6, raw.7].enumerated() {
-            appendDecimal(Int(octet))
-            bytes.append(index == 3 ? UInt8(ascii: ":") : UInt8(ascii: "."))
-        }
+        append(UInt8(ascii: "\""))
+        appendDecimal(Int(raw.4))
+        append(UInt8(ascii: "."))
+        appendDecimal(Int(raw.5))
+        append(UInt8(ascii: "."))
+        appendDecimal(Int(raw.6))
+        append(UInt8(ascii: "."))
+        appendDecimal(Int(raw.7))
+        append(UInt8(ascii: ":"))
         appendDecimal(Int(raw.2) << 8 | Int(raw.3))
-        bytes.append(UInt8(ascii: "\""))
+        append(UInt8(ascii: "\""))
     }
 
     private mutating func appendDecimal(_ value: Int) {
@@ -168,7 +222,7 @@ public struct EventBody {
         while divisor <= value / 10 { divisor *= 10 }
         var rest = value
         while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+            append(UInt8(ascii: "0") + UInt8(rest / divisor))
             rest %= divisor
             divisor /= 10
         }
@@ -177,8 +231,13 @@ public struct EventBody {
     /// Text already made printable ASCII by its caller (a DNS name in presentation form):
     /// appended with only JSON's and HTML's escapes.
     public mutating func ascii(_ name: StaticString, _ value: [UInt8]) {
+        value.withUnsafeBufferPointer { ascii(name, $0) }
+    }
+
+    /// The same from a buffer (e.g. a name decoded into stack memory).
+    public mutating func ascii(_ name: StaticString, _ value: UnsafeBufferPointer<UInt8>) {
         guard key(name) else { return }
-        if !value.withUnsafeBufferPointer({ appendPlain($0) }) { appendEscaped(value) }
+        if !appendPlain(value) { appendEscaped(value) }
     }
 
     /// Peer bytes as text: invalid UTF-8 becomes U+FFFD.
@@ -196,13 +255,13 @@ public struct EventBody {
 
     private mutating func appendInteger(_ value: Int) {
         if value < 0 {
-            bytes.append(UInt8(ascii: "-"))
+            append(UInt8(ascii: "-"))
             // Int.min has no positive counterpart: its digits, one at a time.
             let magnitude = value.magnitude
             var divisor: UInt = 1
             while divisor <= magnitude / 10 { divisor *= 10 }
             while divisor > 0 {
-                bytes.append(UInt8(ascii: "0") + UInt8(magnitude / divisor % 10))
+                append(UInt8(ascii: "0") + UInt8(magnitude / divisor % 10))
                 divisor /= 10
             }
             return
@@ -215,7 +274,7 @@ public struct EventBody {
             truncated = true
             return
         }
-        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+        append(contentsOf: value ? "true" : "false")
     }
 
     /// Milliseconds with one decimal, e.g. `12.3`.
@@ -224,8 +283,10 @@ public struct EventBody {
             truncated = true
             return
         }
-        let tenths = max(0, nanoseconds) / 100_000
-        bytes.append(contentsOf: "\(tenths / 10).\(tenths % 10)".utf8)
+        let tenths = Int(max(0, nanoseconds) / 100_000)
+        appendDecimal(tenths / 10)
+        append(UInt8(ascii: "."))
+        append(UInt8(ascii: "0") + UInt8(tenths % 10))
     }
 
     public mutating func strings(_ name: StaticString, _ values: [String]) {
@@ -234,35 +295,39 @@ public struct EventBody {
     }
 
     private mutating func appendList(_ values: [String]) {
-        bytes.append(UInt8(ascii: "["))
+        append(UInt8(ascii: "["))
         for (index, value) in values.enumerated() {
             guard room > 8 else {
                 truncated = true
                 break
             }
-            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            if index > 0 { append(UInt8(ascii: ",")) }
             appendQuoted(value.utf8)
         }
-        bytes.append(UInt8(ascii: "]"))
+        append(UInt8(ascii: "]"))
     }
 
     /// At most `maximum` bytes as lowercase hex (a bounded view of a binary exchange).
     public mutating func hex<Bytes: Collection>(_ name: StaticString, _ value: Bytes, maximum: Int) where Bytes.Element == UInt8 {
         guard maximum > 0, key(name) else { return }
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        bytes.append(UInt8(ascii: "\""))
-        var count = 0
+        append(UInt8(ascii: "\""))
+        var shown = 0
         for byte in value {
-            guard count < maximum else { break }
+            guard shown < maximum else { break }
             guard room > 3 else {
                 truncated = true
                 break
             }
-            bytes.append(digits[Int(byte >> 4)])
-            bytes.append(digits[Int(byte & 0x0F)])
-            count += 1
+            append(Self.hexDigit(byte >> 4))
+            append(Self.hexDigit(byte & 0x0F))
+            shown += 1
         }
-        bytes.append(UInt8(ascii: "\""))
+        append(UInt8(ascii: "\""))
+    }
+
+    @inline(__always)
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 
     /// Bytes that go into a string as they are (no escape, not the start of U+2028/9).
@@ -280,11 +345,14 @@ public struct EventBody {
     /// (nothing appended).
     private mutating func appendPlain(_ buffer: UnsafeBufferPointer<UInt8>) -> Bool {
         guard buffer.count + 2 <= room else { return false }
-        let table = Self.plain
-        for byte in buffer where !table[Int(byte)] { return false }
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: buffer)
-        bytes.append(UInt8(ascii: "\""))
+        let clean = Self.plain.withUnsafeBufferPointer { table in
+            for byte in buffer where !table[Int(byte)] { return false }
+            return true
+        }
+        guard clean else { return false }
+        append(UInt8(ascii: "\""))
+        append(buffer)
+        append(UInt8(ascii: "\""))
         return true
     }
 
@@ -293,8 +361,7 @@ public struct EventBody {
     }
 
     private mutating func appendEscaped<Bytes: Collection>(_ utf8: Bytes) where Bytes.Element == UInt8 {
-        bytes.append(UInt8(ascii: "\""))
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        append(UInt8(ascii: "\""))
         var index = utf8.startIndex
         while index != utf8.endIndex {
             let byte = utf8[index]
@@ -308,13 +375,15 @@ public struct EventBody {
             }
             if escaped {
                 switch byte {
-                case 0x22: bytes.append(contentsOf: [0x5C, 0x22])
-                case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
-                case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-                case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-                case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+                case 0x22: append(contentsOf: #"\""#)
+                case 0x5C: append(contentsOf: #"\\"#)
+                case 0x0A: append(contentsOf: #"\n"#)
+                case 0x0D: append(contentsOf: #"\r"#)
+                case 0x09: append(contentsOf: #"\t"#)
                 default:
-                    bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
+                    append(contentsOf: #"\u00"#)
+                    append(Self.hexDigit(byte >> 4))
+                    append(Self.hexDigit(byte & 0x0F))
                 }
                 index = utf8.index(after: index)
                 continue
@@ -329,24 +398,39 @@ public struct EventBody {
                             truncated = true
                             break
                         }
-                        bytes.append(contentsOf: Array((utf8[third] == 0xA8 ? "\\u2028" : "\\u2029").utf8))
+                        append(contentsOf: utf8[third] == 0xA8 ? #"\u2028"# : #"\u2029"#)
                         index = utf8.index(after: third)
                         continue
                     }
                 }
             }
             for _ in 0..<width where index != utf8.endIndex {
-                bytes.append(utf8[index])
+                append(utf8[index])
                 index = utf8.index(after: index)
             }
         }
-        bytes.append(UInt8(ascii: "\""))
+        append(UInt8(ascii: "\""))
     }
 
     /// The body, finished: `"truncated":true` added when something was cut.
     public mutating func finish() -> [UInt8] {
-        if truncated { bytes.append(contentsOf: #","truncated":true"#.utf8) }
+        markTruncation()
         return bytes
+    }
+
+    /// The finished body in place (no copy): valid until its storage makes the next event.
+    public mutating func finished() -> UnsafeRawBufferPointer {
+        markTruncation()
+        return UnsafeRawBufferPointer(start: base, count: count)
+    }
+
+    private mutating func markTruncation() {
+        guard truncated, !marked else { return }
+        marked = true
+        // The reserve keeps room for it whatever was cut.
+        let mark: StaticString = #","truncated":true"#
+        count = min(count, limit - mark.utf8CodeUnitCount)
+        append(contentsOf: mark)
     }
 
     /// `2026-12-04T04:30:00.123Z` for milliseconds since 1970.

@@ -9,8 +9,8 @@ import Musl
 #endif
 
 /// Appends every event of the ring to `<folder>/events.jsonl`, one JSON object per line, on a
-/// thread of its own (never an event loop): it wakes every 50 ms, copies what is new and writes
-/// it in one `write(2)`. Past `rotateBytes` the file becomes `events.N.jsonl` (N counting up)
+/// thread of its own (never an event loop): it wakes every 50 ms (10 ms while events come),
+/// copies what is new and writes it in one `write(2)`. Past `rotateBytes` the file becomes `events.N.jsonl` (N counting up)
 /// and the oldest files go while all of them pass `maxBytes`. Events the ring overwrote before
 /// the journal read them (a burst longer than the ring) are counted and noted in the journal
 /// as one `{"kind":"journal.lost","count":N}` line: a gap is visible, never silent.
@@ -101,13 +101,18 @@ public final class EventJournal: @unchecked Sendable {
         init(_ body: @escaping () -> Void) { self.body = body }
     }
 
+    /// How long the writer lets events gather after a write that emptied the ring's backlog:
+    /// one `write(2)` per ~10 ms of a busy host instead of one per handful of events (at 100k
+    /// events/s that is 1000 events a write, a tenth of the default ring).
+    static let gatherMicroseconds: UInt32 = 10_000
+
     private func run(cursor: inout EventCursor) {
         var batch: [UInt8] = []
         batch.reserveCapacity(1 << 20)
         while true {
             let stopping = control.withLockedValue { $0.stop }
             var wrote = false
-            // Drain everything there is, in batches of up to 1 MiB.
+            // Drain everything there is, in batches of up to 4096 events.
             while true {
                 var now = timespec()
                 clock_gettime(CLOCK_MONOTONIC, &now)
@@ -125,7 +130,7 @@ public final class EventJournal: @unchecked Sendable {
                 if count < 4096 { break }
             }
             if stopping { return }
-            if !wrote { usleep(50_000) }
+            usleep(wrote ? Self.gatherMicroseconds : 50_000)
         }
     }
 

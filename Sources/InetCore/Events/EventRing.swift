@@ -219,11 +219,11 @@ public final class EventRing: @unchecked Sendable {
     }
 
     static func storeName(_ name: String, at pointer: UnsafeMutableRawPointer, bytes: Int) {
-        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-        var offset = 0
-        for byte in name.utf8 where offset < bytes {
-            pointer.storeBytes(of: byte, toByteOffset: offset, as: UInt8.self)
-            offset += 1
+        var name = name
+        name.withUTF8 { utf8 in
+            let count = min(utf8.count, bytes)
+            if count > 0 { pointer.copyMemory(from: utf8.baseAddress!, byteCount: count) }
+            if count < bytes { (pointer + count).initializeMemory(as: UInt8.self, repeating: 0, count: bytes - count) }
         }
     }
 

@@ -116,8 +116,7 @@ public final class HostEvents: Sendable {
         let time = EventBody.now()
         var body = EventBody(limit: ring.maximumBodyBytes, time: time, service: service, kind: kind)
         fill(&body)
-        let bytes = body.finish()
-        bytes.withUnsafeBytes { ring.publish(id: id, service: service, kind: kind, connection: connection, time: time, body: $0) }
+        ring.publish(id: id, service: service, kind: kind, connection: connection, time: time, body: body.finished())
         return id
     }
 
