@@ -300,6 +300,7 @@ let package = Package(
             name: "InetCoreTests",
             dependencies: [
                 "InetCore",
+                "CInetSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

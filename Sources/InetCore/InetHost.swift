@@ -1,3 +1,4 @@
+import CInetSupport
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -365,6 +366,7 @@ public final class InetHost: Sendable {
                             for loop in eventLoops.dropFirst() {
                                 listener.siblings.append(try await bindChannel(runtime, transport: .udp, host: address.host, port: actual, on: loop))
                             }
+                            if !runtime.plan.descriptor.udpKeepsSourceOrder { await Self.spreadByCPU(channel, sockets: 1 + listener.siblings.count) }
                         } catch {
                             try? await listener.closeAll()
                             throw error
@@ -390,6 +392,15 @@ public final class InetHost: Sendable {
     }
 
     static let datagramsPerRead = 16
+
+    /// Hands each datagram of the SO_REUSEPORT group `channel` belongs to to the socket of the
+    /// CPU receiving it (best effort: without it the kernel hashes the source).
+    private static func spreadByCPU(_ channel: any Channel, sockets: Int) async {
+        guard sockets > 1, let provider = channel as? any SocketOptionProvider else { return }
+        let program = inetkit_reuseport_cpu_program(UInt32(sockets))
+        guard program.len > 0 else { return }
+        try? await provider.unsafeSetSocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: inetkit_so_attach_reuseport_cbpf), value: program).get()
+    }
 
     private func adoptChannel(_ runtime: ServiceRuntime, socket: ListeningSocket, on loop: any EventLoop) async throws -> any Channel {
         try await bindChannel(runtime, transport: socket.transport, host: socket.address.host, port: socket.port, on: loop, descriptor: socket.descriptor)
@@ -506,3 +517,6 @@ public final class InetHost: Sendable {
         }
     }
 }
+
+// It points at instructions that are written once and never freed: safe to hand to the loop.
+extension inetkit_fprog: @retroactive @unchecked Sendable {}

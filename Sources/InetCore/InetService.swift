@@ -135,6 +135,11 @@ public struct ServiceDescriptor: Sendable {
     /// The service's own `udp_receive_buffer` default (syslog: senders burst and are never asked
     /// to slow down).
     public var defaultUDPReceiveBuffer: Int?
+    /// Whether the datagrams of one source must stay in order (syslog's messages; TFTP's
+    /// retransmitted requests must reach the socket that saw the first): its UDP sockets are
+    /// then chosen by the kernel's hash of the source. Otherwise by the CPU receiving the
+    /// datagram, so that every event loop works whatever the number of sources.
+    public var udpKeepsSourceOrder: Bool
     /// Another service whose options this one takes for the keys its own map does not give
     /// (SMTPS those of SMTP): the same sessions on another port.
     public var inheritsOptionsOf: String?
@@ -156,6 +161,7 @@ public struct ServiceDescriptor: Sendable {
         defaultIdleTimeout: Double? = nil,
         defaultUDPReceiveBuffer: Int? = nil,
         inheritsOptionsOf: String? = nil,
+        udpKeepsSourceOrder: Bool = false,
         make: @escaping @Sendable (ServiceOptions) throws(ConfigError) -> any InetService
     ) {
         self.name = name
@@ -168,6 +174,7 @@ public struct ServiceDescriptor: Sendable {
         self.defaultIdleTimeout = defaultIdleTimeout
         self.defaultUDPReceiveBuffer = defaultUDPReceiveBuffer
         self.inheritsOptionsOf = inheritsOptionsOf
+        self.udpKeepsSourceOrder = udpKeepsSourceOrder
         self.make = make
         uploadFolders = nil
     }

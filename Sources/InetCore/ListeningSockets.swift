@@ -159,7 +159,10 @@ public enum SocketBinder {
         }
     }
 
-    public static func bind(service: String, transports: [Transport], port: Int, addresses: [BindAddress], udpSockets: Int, receiveBuffer: Int = 0) throws(BindError) -> [ListeningSocket] {
+    /// `spreadByCPU`: each UDP group hands a datagram to the socket of the CPU receiving it
+    /// (else the kernel hashes the source).
+    public static func bind(service: String, transports: [Transport], port: Int, addresses: [BindAddress], udpSockets: Int, receiveBuffer: Int = 0,
+                            spreadByCPU: Bool = false) throws(BindError) -> [ListeningSocket] {
         var attempt = 0
         while true {
             attempt += 1
@@ -175,6 +178,8 @@ public enum SocketBinder {
                             for _ in 1..<max(1, udpSockets) {
                                 bound.append(try bind(service: service, transport: .udp, address: address, port: chosen, receiveBuffer: receiveBuffer))
                             }
+                            // (Best effort: without it the kernel's hash of the source decides.)
+                            if spreadByCPU, udpSockets > 1 { _ = inetkit_reuseport_by_cpu(first.descriptor, UInt32(udpSockets)) }
                         }
                     }
                 }

@@ -115,7 +115,8 @@ enum HostSetup {
             for planned in plan.services where planned.enabled && (services?.contains(planned.descriptor.name) ?? true) {
                 sockets += try SocketBinder.bind(
                     service: planned.descriptor.name, transports: planned.transports, port: planned.port,
-                    addresses: addresses, udpSockets: udpSockets, receiveBuffer: planned.limits.udpReceiveBuffer)
+                    addresses: addresses, udpSockets: udpSockets, receiveBuffer: planned.limits.udpReceiveBuffer,
+                    spreadByCPU: !planned.descriptor.udpKeepsSourceOrder)
             }
         } catch {
             for socket in sockets { socket.close() }

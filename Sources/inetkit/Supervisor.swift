@@ -784,7 +784,8 @@ final class Supervisor {
                 } else {
                     fresh += try SocketBinder.bind(service: name, transports: planned.transports, port: planned.port,
                                                    addresses: addresses, udpSockets: HostSetup.udpSocketsPerAddress,
-                                                   receiveBuffer: planned.limits.udpReceiveBuffer)
+                                                   receiveBuffer: planned.limits.udpReceiveBuffer,
+                                                   spreadByCPU: !planned.descriptor.udpKeepsSourceOrder)
                 }
             }
         } catch {

@@ -1,3 +1,5 @@
+import CInetSupport
+import Foundation
 @testable import InetCore
 import XCTest
 
@@ -109,6 +111,48 @@ final class SupervisorPartsTests: XCTestCase {
         defer { for socket in sockets { socket.close() } }
         XCTAssertEqual(sockets.map(\.transport), [.udp, .udp, .tcp])
         XCTAssertEqual(Set(sockets.map(\.port)).count, 1)
+    }
+
+    func testDatagramsGoToTheSocketOfTheCPUReceivingThem() throws {
+        try XCTSkipIf(sysconf(Int32(_SC_NPROCESSORS_ONLN)) < 2, "needs two CPUs")
+        let sockets = try SocketBinder.bind(service: "dns", transports: [.udp], port: 0,
+                                            addresses: [BindAddress(host: "127.0.0.1", optional: false)], udpSockets: 2, spreadByCPU: true)
+        defer { for socket in sockets { socket.close() } }
+        // From one source socket, sent by a thread held on CPU 0, then on CPU 1: over loopback
+        // the datagram is received on the sender's CPU, so each lands on that CPU's socket
+        // (hashing the source would put them all on one socket).
+        let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(sender) }
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_port = in_port_t(UInt16(sockets[0].port).bigEndian)
+        target.sin_addr.s_addr = inet_addr("127.0.0.1")
+        func send(onCPU cpu: Int, count: Int) {
+            let destination = target
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                defer { done.signal() }
+                guard inetkit_pin_thread_to_cpu(Int32(cpu)) == 0 else { return }
+                var address = destination
+                for index in 0..<count {
+                    var byte = UInt8(truncatingIfNeeded: index)
+                    _ = withUnsafePointer(to: &address) { pointer in
+                        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(sender, &byte, 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    }
+                }
+            }.start()
+            done.wait()
+        }
+        func received(_ socket: ListeningSocket) -> Int {
+            var count = 0
+            var byte: UInt8 = 0
+            while recv(socket.descriptor, &byte, 1, Int32(MSG_DONTWAIT)) >= 0 { count += 1 }
+            return count
+        }
+        send(onCPU: 0, count: 20)
+        XCTAssertEqual([received(sockets[0]), received(sockets[1])], [20, 0])
+        send(onCPU: 1, count: 30)
+        XCTAssertEqual([received(sockets[0]), received(sockets[1])], [0, 30])
     }
 
     func testRootIsNeverTheAccountWorkersRunAs() {

@@ -59,6 +59,22 @@ static inline int inetkit_atomic_cas(int64_t *cell, int64_t expected, int64_t de
 static inline void inetkit_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
 static inline void inetkit_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 
+/// Makes the kernel hand each datagram of a SO_REUSEPORT group of `sockets` UDP sockets (bound
+/// in order, `fd` one of them) to the socket whose index is the number of the CPU receiving it
+/// (modulo `sockets`), instead of hashing its source: every socket's event loop gets a share
+/// whatever the number of sources (SO_ATTACH_REUSEPORT_CBPF). 0, or -1 with errno.
+int inetkit_reuseport_by_cpu(int fd, unsigned int sockets);
+
+/// The same program as a setsockopt(SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF) value (laid out as
+/// struct sock_fprog), for a socket whose descriptor the caller does not hold (SwiftNIO's);
+/// its instructions are never freed. `len` 0 when `sockets` < 2.
+struct inetkit_fprog { unsigned short len; const void *filter; };
+struct inetkit_fprog inetkit_reuseport_cpu_program(unsigned int sockets);
+static const int inetkit_so_attach_reuseport_cbpf = 51;
+
+/// Keeps the calling thread on one CPU (tests of the CPU-steered sockets); 0 or -1.
+int inetkit_pin_thread_to_cpu(int cpu);
+
 /// The kernel clock's state (adjtimex(2) without changing anything): returns the clock state
 /// (TIME_OK 0, TIME_INS 1, TIME_DEL 2, TIME_OOP 3, TIME_WAIT 4, TIME_ERROR 5) or -1, and the
 /// kernel's maximum and estimated error in microseconds.

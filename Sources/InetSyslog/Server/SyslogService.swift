@@ -23,7 +23,9 @@ public struct SyslogService: InetService {
         defaultUDPRate: (rate: 0, burst: 100),
         defaultIdleTimeout: 86_400,
         // Senders burst and nothing asks them to slow down: room for ~10k messages.
-        defaultUDPReceiveBuffer: 4 << 20
+        defaultUDPReceiveBuffer: 4 << 20,
+        // One sender's messages are stored in the order it sent them.
+        udpKeepsSourceOrder: true
     ) { options throws(ConfigError) in try SyslogService(options) }
 
     public let maximumMessage: Int

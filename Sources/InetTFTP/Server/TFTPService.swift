@@ -23,7 +23,8 @@ extension ServiceDescriptor {
 public struct TFTPService: InetService {
     public static let descriptor = ServiceDescriptor(
         name: "tftp", wellKnownPort: 69, transports: [.udp], optionKeys: TFTPSettings.keys,
-        summary: "serves the public folder by TFTP (RFC 1350, options 2347-2349, windowsize 7440)"
+        summary: "serves the public folder by TFTP (RFC 1350, options 2347-2349, windowsize 7440)",
+        udpKeepsSourceOrder: true
     ) { options throws(ConfigError) in try TFTPService(settings: TFTPSettings(options: options)) }.withUploadFolders()
 
     public let settings: TFTPSettings
