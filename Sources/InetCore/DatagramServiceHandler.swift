@@ -26,7 +26,11 @@ final class DatagramServiceHandler: ChannelInboundHandler {
 
     /// Where exchanges are recorded, and the ring and settings in force (refreshed on reload).
     private let events: HostEvents
-    private var ring: EventRing?
+    private var ring: EventRing? {
+        didSet { writer = ring?.writer }
+    }
+    /// The ring's writing side, used per datagram (no reference counting on the shared ring).
+    private var writer: EventRingWriter?
     private var eventSettings: EventSettings
     private var localPort = 0
     private let eventKind: String?
@@ -36,7 +40,9 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     init(service: any InetService, name: String, counters: ServiceCounters, limits: LimitsBox, limiter: NIOLockedValueBox<SourceRateLimiter>, logger: Logger,
          events: HostEvents = HostEvents()) {
         self.events = events
-        ring = events.ring
+        let ring = events.ring
+        self.ring = ring
+        writer = ring?.writer
         eventSettings = events.settings
         self.service = service
         eventKind = service.datagramEventKind
@@ -111,9 +117,9 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         var sent = 0
         var event: EventBody?
         let answer: ByteBuffer?
-        let time = ring == nil || eventKind == nil ? 0 : EventBody.now()
-        if let ring, let eventKind {
-            var body = EventBody(limit: ring.maximumBodyBytes, time: time, service: name, kind: eventKind, scratch: scratch)
+        let time = writer == nil || eventKind == nil ? 0 : EventBody.now()
+        if let writer, let eventKind {
+            var body = EventBody(limit: writer.maximumBodyBytes, time: time, service: name, kind: eventKind, scratch: scratch)
             body.string("transport", "udp")
             body.address("peer", envelope.remoteAddress)
             body.int("port", localPort)
@@ -135,7 +141,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
                 outcome = "dropped: send buffer full"
             }
         }
-        if let ring, let kind = eventKind, var body = event {
+        if let writer, let kind = eventKind, var body = event {
             body.int("bytes_in", size)
             body.int("bytes_out", sent)
             // (A described exchange that was answered needs no outcome: its rcode says it.)
@@ -146,7 +152,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
                 body.hex("hex_in", envelope.data.readableBytesView, maximum: eventSettings.hexBytes)
                 if let answer, sent > 0 { body.hex("hex_out", answer.readableBytesView, maximum: eventSettings.hexBytes) }
             }
-            ring.publish(service: name, kind: kind, connection: 0, time: time, body: body.finished())
+            writer.publish(service: name, kind: kind, connection: 0, time: time, body: body.finished())
         }
         if logger.logLevel <= .info {
             logger.info("exchange", metadata: [

@@ -240,6 +240,23 @@ public struct EventBody {
         if !appendPlain(value) { appendEscaped(value) }
     }
 
+    /// A string written in place by `write` (e.g. a DNS name in presentation form, decoded
+    /// straight from the wire): each byte is escaped as `string` escapes it, bytes outside
+    /// printable ASCII as `\u00XX`. When `write` returns false the member is the empty string.
+    public mutating func text(_ name: StaticString, writing write: (inout EventTextWriter) -> Bool) {
+        guard key(name) else { return }
+        append(UInt8(ascii: "\""))
+        let start = count
+        var writer = EventTextWriter(base: base, count: count, end: count + max(0, room - 1))
+        if write(&writer) {
+            count = writer.count
+            if writer.full { truncated = true }
+        } else {
+            count = start
+        }
+        append(UInt8(ascii: "\""))
+    }
+
     /// Peer bytes as text: invalid UTF-8 becomes U+FFFD.
     public mutating func text<Bytes: Collection>(_ name: StaticString, bytes value: Bytes) where Bytes.Element == UInt8 {
         string(name, String(decoding: value, as: UTF8.self))
@@ -481,5 +498,54 @@ public struct EventBody {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Int(now.tv_sec) * 1000 + Int(now.tv_nsec) / 1_000_000
+    }
+}
+
+/// Writes the bytes of one event string in place (`EventBody.text(_:writing:)`), escaped for
+/// JSON and HTML; past the room it has, bytes are dropped and `full` is set.
+public struct EventTextWriter {
+    fileprivate let base: UnsafeMutablePointer<UInt8>
+    fileprivate var count: Int
+    fileprivate let end: Int
+    fileprivate var full = false
+
+    fileprivate init(base: UnsafeMutablePointer<UInt8>, count: Int, end: Int) {
+        self.base = base
+        self.count = count
+        self.end = end
+    }
+
+    /// Bytes written so far.
+    public var written: Int { count }
+
+    @inline(__always)
+    public mutating func append(_ byte: UInt8) {
+        if byte >= 0x20, byte < 0x7F, byte != 0x22, byte != 0x5C, byte != 0x3C, byte != 0x3E, byte != 0x26, byte != 0x27 {
+            guard count < end else {
+                full = true
+                return
+            }
+            base[count] = byte
+            count += 1
+            return
+        }
+        guard count + 6 <= end else {
+            full = true
+            return
+        }
+        let hex = { (nibble: UInt8) -> UInt8 in nibble < 10 ? 0x30 + nibble : 0x57 + nibble }
+        if byte == 0x22 || byte == 0x5C {
+            base[count] = 0x5C
+            base[count + 1] = byte
+            count += 2
+            return
+        }
+        base[count] = 0x5C
+        base[count + 1] = UInt8(ascii: "u")
+        base[count + 2] = 0x30
+        base[count + 3] = 0x30
+        base[count + 4] = hex(byte >> 4)
+        base[count + 5] = hex(byte & 0x0F)
+        count += 6
     }
 }

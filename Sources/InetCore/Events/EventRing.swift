@@ -109,37 +109,32 @@ public final class EventRing: @unchecked Sendable {
     public var lastID: Int { Int(inetkit_atomic_load(nextCell)) }
 
     private func slot(for id: Int) -> UnsafeMutableRawPointer {
-        base + Self.headerBytes + Self.liveCapacity * Self.liveEntryBytes + ((id - 1) % slotCount) * slotBytes
+        writer.slot(for: id)
+    }
+
+    /// The ring's writing side as a value: what a busy handler keeps, so that publishing an
+    /// event touches neither this object nor its reference count (shared by every event loop,
+    /// a count changed on one core would take the cache line of `base` from the others).
+    /// Valid while this ring lives.
+    public var writer: EventRingWriter {
+        EventRingWriter(base: base, slotCount: slotCount, slotBytes: slotBytes)
     }
 
     /// The id of the next event, taken before it is encoded (so it may name itself); it must
     /// be published with `publish(id:…)`.
     public func allocateID() -> Int {
-        Int(inetkit_atomic_add(nextCell, 1)) + 1
+        writer.allocateID()
     }
 
     /// Appends one event; returns its id. `body` is cut to the slot (the encoder keeps it within).
     @discardableResult
     public func publish(service: String, kind: String, connection: Int, time: Int, body: UnsafeRawBufferPointer) -> Int {
-        let id = allocateID()
-        publish(id: id, service: service, kind: kind, connection: connection, time: time, body: body)
-        return id
+        writer.publish(service: service, kind: kind, connection: connection, time: time, body: body)
     }
 
     /// Writes the event `allocateID()` gave `id`.
     public func publish(id: Int, service: String, kind: String, connection: Int, time: Int, body: UnsafeRawBufferPointer) {
-        let slot = slot(for: id)
-        let sequence = slot.assumingMemoryBound(to: Int64.self)
-        inetkit_atomic_store(sequence, -Int64(id))
-        inetkit_fence_release()
-        let length = min(body.count, maximumBodyBytes)
-        slot.storeBytes(of: Int64(connection), toByteOffset: 16, as: Int64.self)
-        slot.storeBytes(of: Int64(time), toByteOffset: 24, as: Int64.self)
-        Self.storeName(service, at: slot + 32, bytes: Self.nameBytes)
-        Self.storeName(kind, at: slot + 48, bytes: Self.kindBytes)
-        if length > 0 { (slot + Self.slotHeaderBytes).copyMemory(from: body.baseAddress!, byteCount: length) }
-        slot.storeBytes(of: Int64(length), toByteOffset: 8, as: Int64.self)
-        inetkit_atomic_store(sequence, Int64(id))
+        writer.publish(id: id, service: service, kind: kind, connection: connection, time: time, body: body)
     }
 
     /// What reading one id found.
@@ -206,7 +201,14 @@ public final class EventRing: @unchecked Sendable {
                 let body = out.count
                 out.append(contentsOf: UnsafeRawBufferPointer(start: slot + Self.slotHeaderBytes, count: length))
                 out.withUnsafeMutableBufferPointer { all in
-                    for index in body..<all.count where all[index] < 0x20 { all[index] = 0x20 }
+                    // The encoder escapes control bytes, so a line break here is a forged line:
+                    // blanked. Looked for with a minimum (vectorised), fixed byte by byte only
+                    // when there is one.
+                    let bodyBytes = UnsafeMutableBufferPointer(rebasing: all[body...])
+                    var smallest: UInt8 = 0xFF
+                    for byte in bodyBytes { smallest = min(smallest, byte) }
+                    guard smallest < 0x20 else { return }
+                    for index in bodyBytes.indices where bodyBytes[index] < 0x20 { bodyBytes[index] = 0x20 }
                 }
             }
             out.append(UInt8(ascii: "}"))
@@ -418,5 +420,51 @@ public struct EventCursor: Sendable {
             }
         }
         return (count, lost)
+    }
+}
+
+/// Publishes events into a ring's memory (`EventRing.writer`): plain values, no reference
+/// counting. Valid only while the `EventRing` it came from lives.
+public struct EventRingWriter: @unchecked Sendable {
+    // (@unchecked: a pointer into memory that every process maps; writes go through the
+    // sequence lock of each slot.)
+    let base: UnsafeMutableRawPointer
+    let slotCount: Int
+    let slotBytes: Int
+
+    /// The largest event body a slot holds.
+    public var maximumBodyBytes: Int { slotBytes - EventRing.slotHeaderBytes }
+
+    func slot(for id: Int) -> UnsafeMutableRawPointer {
+        base + EventRing.headerBytes + EventRing.liveCapacity * EventRing.liveEntryBytes + ((id - 1) % slotCount) * slotBytes
+    }
+
+    /// The id of the next event (see `EventRing.allocateID`).
+    public func allocateID() -> Int {
+        Int(inetkit_atomic_add((base + 8).assumingMemoryBound(to: Int64.self), 1)) + 1
+    }
+
+    /// Appends one event; returns its id.
+    @discardableResult
+    public func publish(service: String, kind: String, connection: Int, time: Int, body: UnsafeRawBufferPointer) -> Int {
+        let id = allocateID()
+        publish(id: id, service: service, kind: kind, connection: connection, time: time, body: body)
+        return id
+    }
+
+    /// Writes the event `allocateID()` gave `id`.
+    public func publish(id: Int, service: String, kind: String, connection: Int, time: Int, body: UnsafeRawBufferPointer) {
+        let slot = slot(for: id)
+        let sequence = slot.assumingMemoryBound(to: Int64.self)
+        inetkit_atomic_store(sequence, -Int64(id))
+        inetkit_fence_release()
+        let length = min(body.count, maximumBodyBytes)
+        slot.storeBytes(of: Int64(connection), toByteOffset: 16, as: Int64.self)
+        slot.storeBytes(of: Int64(time), toByteOffset: 24, as: Int64.self)
+        EventRing.storeName(service, at: slot + 32, bytes: EventRing.nameBytes)
+        EventRing.storeName(kind, at: slot + 48, bytes: EventRing.kindBytes)
+        if length > 0 { (slot + EventRing.slotHeaderBytes).copyMemory(from: body.baseAddress!, byteCount: length) }
+        slot.storeBytes(of: Int64(length), toByteOffset: 8, as: Int64.self)
+        inetkit_atomic_store(sequence, Int64(id))
     }
 }

@@ -8,15 +8,14 @@ enum DNSEventNotes {
     /// `from`: `cache`, `zone`, `transfer` (AXFR) or `none` (nothing was sent).
     static func describe(query: UnsafeRawBufferPointer, reply: UnsafeRawBufferPointer?, from: String, into body: inout EventBody) {
         let message = reply ?? query
-        // The longest name in presentation form: 255 bytes on the wire, each at most `\DDD`.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { name in
-            if let question = question(in: message, name: name) {
-                body.ascii("qname", UnsafeBufferPointer(rebasing: name[0..<question.length]))
-                body.string("qtype", DNSType(rawValue: question.type).description)
-                if question.qclass != 1 { body.int("qclass", Int(question.qclass)) }
-            } else {
-                body.ascii("qname", UnsafeBufferPointer(rebasing: name[0..<0]))
-            }
+        var question: (type: UInt16, qclass: UInt16)?
+        body.text("qname") { writer in
+            question = Self.question(in: message, name: &writer)
+            return question != nil
+        }
+        if let question {
+            body.string("qtype", DNSType(rawValue: question.type).description)
+            if question.qclass != 1 { body.int("qclass", Int(question.qclass)) }
         }
         if let reply, reply.count >= 12 {
             let flags = UInt16(reply[2]) << 8 | UInt16(reply[3])
@@ -29,14 +28,13 @@ enum DNSEventNotes {
         body.string("answered_from", from)
     }
 
-    /// The first question of a message in presentation form (`www.example.`), written into
-    /// `name` (at least 1024 bytes), or nil when the message has none or it is malformed.
+    /// The first question of a message, its name written in presentation form
+    /// (`www.example.`) into `name`; nil when the message has none or it is malformed.
     /// Compression pointers are not followed (a question this server writes never has one; a
     /// query's is shown as far as it goes).
-    static func question(in message: UnsafeRawBufferPointer, name: UnsafeMutableBufferPointer<UInt8>) -> (length: Int, type: UInt16, qclass: UInt16)? {
-        guard message.count >= 12, message[4] != 0 || message[5] != 0, name.count >= 1024 else { return nil }
+    static func question(in message: UnsafeRawBufferPointer, name: inout EventTextWriter) -> (type: UInt16, qclass: UInt16)? {
+        guard message.count >= 12, message[4] != 0 || message[5] != 0 else { return nil }
         var offset = 12
-        var length = 0
         var wire = 0
         while true {
             guard offset < message.count else { return nil }
@@ -44,34 +42,28 @@ enum DNSEventNotes {
             if label == 0 { offset += 1; break }
             guard label < 64, offset + 1 + label <= message.count, wire + label < 255 else { return nil }
             wire += label + 1
-            for byte in message[(offset + 1)..<(offset + 1 + label)] {
-                // Dots and odd bytes in a label are shown as RFC 1035 escapes (at most 4 bytes
-                // each: 254 wire bytes stay within 1016).
+            for index in (offset + 1)..<(offset + 1 + label) {
+                let byte = message[index]
+                // Dots and odd bytes in a label are shown as RFC 1035 escapes.
                 if byte == UInt8(ascii: ".") || byte == UInt8(ascii: "\\") {
-                    name[length] = UInt8(ascii: "\\")
-                    name[length + 1] = byte
-                    length += 2
+                    name.append(UInt8(ascii: "\\"))
+                    name.append(byte)
                 } else if byte <= 0x20 || byte >= 0x7F {
-                    name[length] = UInt8(ascii: "\\")
-                    name[length + 1] = UInt8(ascii: "0") + byte / 100
-                    name[length + 2] = UInt8(ascii: "0") + byte / 10 % 10
-                    name[length + 3] = UInt8(ascii: "0") + byte % 10
-                    length += 4
+                    name.append(UInt8(ascii: "\\"))
+                    name.append(UInt8(ascii: "0") + byte / 100)
+                    name.append(UInt8(ascii: "0") + byte / 10 % 10)
+                    name.append(UInt8(ascii: "0") + byte % 10)
                 } else {
-                    name[length] = byte
-                    length += 1
+                    name.append(byte)
                 }
             }
-            name[length] = UInt8(ascii: ".")
-            length += 1
+            name.append(UInt8(ascii: "."))
+            offset += 1 + label
         }
         guard offset + 4 <= message.count else { return nil }
+        if wire == 0 { name.append(UInt8(ascii: ".")) }
         let type = UInt16(message[offset]) << 8 | UInt16(message[offset + 1])
         let qclass = UInt16(message[offset + 2]) << 8 | UInt16(message[offset + 3])
-        if length == 0 {
-            name[0] = UInt8(ascii: ".")
-            length = 1
-        }
-        return (length, type, qclass)
+        return (type, qclass)
     }
 }
