@@ -135,12 +135,25 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
     /// Requests in the async path (pipelined behind one being answered) before more queue.
     static var maximumOutstanding: Int { 16 }
 
-    init(lines: NIOLockedValueBox<[RequestLine]>, headerTimeout: TimeAmount, fastPath: StaticFastPath?, accessLog: AccessLog, gate: HTTPInputGate) {
+    /// Whether the header timer starts with the connection (false: an `HTTPFastHandler` in
+    /// front times the heads until it hands the connection over, `takeOver()`).
+    private let armAtStart: Bool
+    private var context: ChannelHandlerContext?
+
+    init(lines: NIOLockedValueBox<[RequestLine]>, headerTimeout: TimeAmount, fastPath: StaticFastPath?, accessLog: AccessLog, gate: HTTPInputGate,
+         armAtStart: Bool = true) {
         self.lines = lines
         self.headerTimeout = headerTimeout
         self.fastPath = fastPath
         self.accessLog = accessLog
         self.gate = gate
+        self.armAtStart = armAtStart
+    }
+
+    /// The fast handler in front hands the connection over: from now on the heads are timed here.
+    func takeOver() {
+        guard let context, !closing, outstanding == 0, pending == nil, queue.isEmpty else { return }
+        arm(context: context)
     }
 
     /// Whether another request head can be taken now.
@@ -149,11 +162,13 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         events = ConnectionEvents.of(context.channel)
-        arm(context: context)
+        if armAtStart { arm(context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
         timer?.cancel()
         // The connection ended between a request's head and its end: nothing will be sent.
         if case .file(let handle, _) = pending?.answer.body { try? handle.close() }
@@ -311,6 +326,8 @@ struct HTTPConnection: Sendable {
     let responder: @Sendable (Request, any Channel) async -> Response
     let accessLog: AccessLog
     let fastPath: StaticFastPath?
+    /// The fast handler's answers, per event loop (nil: no fast handler, e.g. the file cache off).
+    var fastAnswers: FastAnswersByLoop? = nil
 
     func setup(_ channel: any Channel, logger: Logger) -> EventLoopFuture<ConnectionTask> {
         channel.eventLoop.makeCompletedFuture {
@@ -318,17 +335,22 @@ struct HTTPConnection: Sendable {
             limits.maxHeaderListSize = settings.maxHeaderBytes
             limits.maxHeaderFieldSize = settings.maxHeaderBytes
             let sync = channel.pipeline.syncOperations
-            // In front of the decoder that configureHTTPServerPipeline adds.
+            let lines = NIOLockedValueBox<[RequestLine]>([])
             let gate = HTTPInputGate()
+            let front = HTTP1FrontHandler(
+                lines: lines, headerTimeout: .seconds(clamping: settings.headerTimeout),
+                fastPath: fastPath, accessLog: accessLog, gate: gate, armAtStart: fastAnswers == nil)
+            // First the fast handler, which answers static files until a request needs more;
+            // then the full pipeline it hands the connection to.
+            if let fastAnswers {
+                try sync.addHandler(HTTPFastHandler(settings: settings, accessLog: accessLog, answers: fastAnswers, front: front))
+            }
+            // In front of the decoder that configureHTTPServerPipeline adds.
             try sync.addHandler(gate)
             try sync.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false,
                 withOutboundHeaderValidation: false, withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: limits)
-            let lines = NIOLockedValueBox<[RequestLine]>([])
-            let front = HTTP1FrontHandler(
-                lines: lines, headerTimeout: .seconds(clamping: settings.headerTimeout),
-                fastPath: fastPath, accessLog: accessLog, gate: gate)
             gate.front = front
             try sync.addHandler(front)
             try sync.addHandler(HTTP1ToHTTPServerCodec(secure: false))

@@ -54,7 +54,8 @@ public struct HTTPService: InetConnectionTaskService {
     }
 
     public func setupConnection(_ channel: any Channel, logger: Logger) -> EventLoopFuture<ConnectionTask> {
-        HTTPConnection(settings: settings, responder: site.respond, accessLog: AccessLog(logger: logger), fastPath: site.fastPath)
+        HTTPConnection(settings: settings, responder: site.respond, accessLog: AccessLog(logger: logger), fastPath: site.fastPath,
+                       fastAnswers: site.fastAnswers)
             .setup(channel, logger: logger)
     }
 
@@ -72,6 +73,8 @@ struct Site: Sendable {
     let fastPath: StaticFastPath?
     /// The event stream and the JSON API.
     let live: HostLive
+    /// The fast handler's answers, per event loop (nil when the file cache is off).
+    let fastAnswers: FastAnswersByLoop?
 
     init(settings: HTTPSettings, host: HostDirectory, logger: Logger) {
         self.logger = logger
@@ -79,6 +82,7 @@ struct Site: Sendable {
         let root = SiteRoot(settings.root)
         let cache = FileCache(maximumBytes: settings.fileCacheBytes, maximumFileBytes: settings.fileCacheMaxFile)
         fastPath = settings.fileCacheBytes > 0 ? StaticFastPath(root: root, statusPath: settings.statusPath, cache: cache) : nil
+        fastAnswers = fastPath.map { FastAnswersByLoop(fastPath: $0) }
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: SiteGuard(root: root, statusPath: settings.statusPath))
         router.add(middleware: FileMiddleware(

@@ -92,6 +92,26 @@ struct StaticFastPath: Sendable {
         return Answer(head: head, body: .file(handle, size: size))
     }
 
+    /// The answer for a raw request path (the target up to `?`), for `HTTPFastHandler`: a
+    /// regular file under the root (a folder's `index.html` for a path ending in `/`), cached
+    /// if small. Nil when the full server must answer (a status page, a folder without index,
+    /// anything missing, refused or unreadable: its error pages are the full server's).
+    func answer(rawPath path: Substring) -> FastAnswer? {
+        guard path != Substring(statusPath), !path.hasPrefix(statusPath + "/"),
+              case .success(var decoded) = SitePath.check(rawPath: path) else { return nil }
+        if decoded.hasSuffix("/") { decoded += "index.html" }
+        guard case .found(let file, false) = SitePath.resolve(decoded, root: root.path) else { return nil }
+        if let entry = cache.entry(of: file) {
+            return FastAnswer(body: .cached(entry.buffer), size: entry.buffer.readableBytes, eTag: entry.eTag,
+                              lastModified: entry.lastModified, contentType: entry.contentType)
+        }
+        guard let version = FileVersion(path: file), !version.isDirectory else { return nil }
+        return FastAnswer(body: .file(path: file, size: version.size), size: version.size,
+                          eTag: Self.eTag(modifiedSeconds: version.modifiedSeconds, size: version.size),
+                          lastModified: NIOLockedValueBoxCache.format(Int(version.modifiedSeconds)),
+                          contentType: Self.contentType(of: file))
+    }
+
     static func contentType(of path: String) -> String? {
         guard let dot = path.lastIndex(of: ".") else { return nil }
         return MediaType.getMediaType(forExtension: String(path[path.index(after: dot)...]))?.description

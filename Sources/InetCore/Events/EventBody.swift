@@ -257,6 +257,20 @@ public struct EventBody {
         append(UInt8(ascii: "\""))
     }
 
+    /// Peer bytes as text without a String on the way when they are ASCII (a request line's
+    /// parts); otherwise as `text(_:bytes:)`, invalid UTF-8 becoming U+FFFD.
+    public mutating func text(_ name: StaticString, raw value: UnsafeRawBufferPointer) {
+        let buffer = value.assumingMemoryBound(to: UInt8.self)
+        var highest: UInt8 = 0
+        for byte in buffer { highest = max(highest, byte) }
+        guard highest < 0x80 else {
+            text(name, bytes: buffer)
+            return
+        }
+        guard key(name) else { return }
+        if !appendPlain(buffer) { appendEscaped(buffer) }
+    }
+
     /// Peer bytes as text: invalid UTF-8 becomes U+FFFD.
     public mutating func text<Bytes: Collection>(_ name: StaticString, bytes value: Bytes) where Bytes.Element == UInt8 {
         string(name, String(decoding: value, as: UTF8.self))

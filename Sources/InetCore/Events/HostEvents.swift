@@ -189,6 +189,20 @@ public final class ConnectionEvents: @unchecked Sendable {
         }
     }
 
+    /// The same, encoded in `scratch` (a busy handler's, reused on its event loop: no
+    /// allocation per event) and published through the ring's writer.
+    @discardableResult
+    public func emit(_ kind: String, scratch: EventScratch, _ fill: (inout EventBody) -> Void) -> Int {
+        let writer = ring.writer
+        let time = EventBody.now()
+        var body = EventBody(limit: writer.maximumBodyBytes, time: time, service: service, kind: kind, scratch: scratch)
+        body.int("conn", id)
+        body.string("transport", transport.rawValue)
+        body.string("peer", peer)
+        fill(&body)
+        return writer.publish(service: service, kind: kind, connection: id, time: time, body: body.finished())
+    }
+
     /// One line of the conversation, as sent (without its line ending); secrets are the
     /// caller's to mask before.
     public func line(_ side: TranscriptSide, _ text: String) {
