@@ -14,7 +14,12 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
     private let peer: String
     private let started = NIODeadline.now()
     private var bytesIn = 0
+    /// Bytes in not yet added to the shared counters.
+    private var unreportedIn = 0
+    /// Bytes handed to the socket (counted so far).
     private var bytesOut = 0
+    /// Bytes written to the channel (some may still wait in it).
+    private var queuedOut = 0
     private var outcome: String?
     private var failed = false
 
@@ -37,29 +42,54 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let count = unwrapInboundIn(data).readableBytes
         bytesIn += count
-        counters.bytesIn.bump(count)
+        unreportedIn += count
+        // (A client that speaks again has mostly read what it was sent.)
+        if queuedOut > bytesOut { noteWritten(context: context) }
         context.fireChannelRead(data)
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // The shared counters (every worker's, in shared memory) once per batch of reads.
+        if unreportedIn > 0 {
+            counters.bytesIn.bump(unreportedIn)
+            unreportedIn = 0
+        }
+        context.fireChannelReadComplete()
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        // Counted when the bytes reach the socket, not when queued: a client that goes away
-        // leaves queued bytes unsent, and the log must not claim them.
-        let count: Int
         switch unwrapOutboundIn(data) {
-        case .byteBuffer(let buffer): count = buffer.readableBytes
-        case .fileRegion(let region): count = region.readableBytes
+        case .byteBuffer(let buffer): queuedOut += buffer.readableBytes
+        case .fileRegion(let region): queuedOut += region.readableBytes
         }
-        let written = promise ?? context.eventLoop.makePromise(of: Void.self)
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        written.futureResult.whenSuccess {
-            bound.value.bytesOut += count
-            bound.value.counters.bytesOut.bump(count)
-        }
-        context.write(data, promise: written)
+        context.write(data, promise: promise)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        context.flush()
+        noteWritten(context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        noteWritten(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Bytes out are counted when they reach the socket, not when queued (a client that goes
+    /// away leaves queued bytes unsent, and the log must not claim them): what was queued less
+    /// what the channel still buffers, looked at after each flush, when the socket drains, and
+    /// before the connection closes (without a promise and a callback per write).
+    private func noteWritten(context: ChannelHandlerContext) {
+        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        let written = queuedOut - buffered
+        guard written > bytesOut else { return }
+        counters.bytesOut.bump(written - bytesOut)
+        bytesOut = written
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
+            noteWritten(context: context)
             let notice = ConnectionIdleNotice()
             context.fireUserInboundEventTriggered(notice)
             if notice.handledByService { return }
@@ -69,17 +99,20 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
             return
         }
         if let event = event as? ChannelEvent, event == .inputClosed {
+            noteWritten(context: context)
             outcome = outcome ?? "closed by peer"
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        noteWritten(context: context)
         outcome = outcome ?? "closed by server"
         context.close(mode: mode, promise: promise)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        noteWritten(context: context)
         if outcome == nil {
             outcome = "error: \(error)"
             failed = true
@@ -88,18 +121,22 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if unreportedIn > 0 {
+            counters.bytesIn.bump(unreportedIn)
+            unreportedIn = 0
+        }
         counters.activeConnections.bump(-1)
         if failed { counters.errors.bump(1) }
         if logger.logLevel <= .info {
-            logger.info("connection", metadata: [
-                "service": "\(counters.service)",
-                "transport": "tcp",
-                "peer": "\(peer)",
-                "duration_ms": "\(Self.milliseconds(since: started))",
-                "bytes_in": "\(bytesIn)",
-                "bytes_out": "\(bytesOut)",
-                "outcome": "\(outcome ?? "closed by peer")",
-            ])
+            var line = LogLine(level: .info, message: "connection")
+            line.field("bytes_in", bytesIn)
+            line.field("bytes_out", bytesOut)
+            line.field("duration_ms", LogLine.milliseconds(since: started))
+            line.field("outcome", outcome ?? "closed by peer")
+            line.field("peer", peer)
+            line.field("service", counters.service)
+            line.field("transport", "tcp")
+            line.write()
         }
         if let events {
             let nanoseconds = (NIODeadline.now() - started).nanoseconds
@@ -115,9 +152,7 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
     }
 
     static func milliseconds(since start: NIODeadline) -> String {
-        let nanos = (NIODeadline.now() - start).nanoseconds
-        let tenths = nanos / 100_000
-        return "\(tenths / 10).\(tenths % 10)"
+        LogLine.milliseconds(since: start)
     }
 }
 

@@ -155,15 +155,15 @@ final class DatagramServiceHandler: ChannelInboundHandler {
             writer.publish(service: name, kind: kind, connection: 0, time: time, body: body.finished())
         }
         if logger.logLevel <= .info {
-            logger.info("exchange", metadata: [
-                "service": "\(name)",
-                "transport": "udp",
-                "peer": "\(envelope.remoteAddress.logDescription)",
-                "duration_ms": "\(ConnectionAccountingHandler.milliseconds(since: started))",
-                "bytes_in": "\(size)",
-                "bytes_out": "\(sent)",
-                "outcome": "\(outcome)",
-            ])
+            var line = LogLine(level: .info, message: "exchange")
+            line.field("bytes_in", size)
+            line.field("bytes_out", sent)
+            line.field("duration_ms", LogLine.milliseconds(since: started))
+            line.field("outcome", outcome)
+            line.field("peer", envelope.remoteAddress.logDescription)
+            line.field("service", name)
+            line.field("transport", "udp")
+            line.write()
         }
     }
 

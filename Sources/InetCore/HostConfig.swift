@@ -14,6 +14,9 @@ public struct HostConfig: Sendable {
     /// `log_level` and `log_format`.
     public var logLevel: Logger.Level?
     public var logFormat: LogFormat?
+    /// `log_buffer_bytes`: log lines waiting for their destination; past it they are dropped
+    /// and counted, never waited for.
+    public var logBufferBytes = LogSink.defaultCapacity
     /// `limits`: defaults for every service.
     public var limits = Limits()
     /// The keys the file gives under `limits:` (a service's own defaults yield to them).
@@ -40,7 +43,7 @@ public struct HostConfig: Sendable {
 
     public init() {}
 
-    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "limits", "services", "user", "group", "isolation", "workers", "restart_backoff_max", "clock_offset", "events", "report"]
+    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "log_buffer_bytes", "limits", "services", "user", "group", "isolation", "workers", "restart_backoff_max", "clock_offset", "events", "report"]
     static let commonServiceKeys: Set<String> = Limits.keys.union(["enabled", "port", "transports"])
 
     /// Parses a config file's text; checks every key against the catalog of services.
@@ -72,6 +75,7 @@ public struct HostConfig: Sendable {
             guard let parsed = LogFormat(rawValue: format) else { throw root.error("log_format", "expected text or json") }
             config.logFormat = parsed
         }
+        if let bytes = try root.int("log_buffer_bytes", range: 65_536...(1 << 30)) { config.logBufferBytes = bytes }
         for key in ["user", "group"] {
             if let name = try root.string(key) {
                 guard !name.isEmpty, name.utf8.count <= 64, !name.contains(where: { $0 == ":" || $0 == "/" || $0.isWhitespace }) else {

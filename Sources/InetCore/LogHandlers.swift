@@ -1,6 +1,7 @@
 import CInetSupport
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -92,32 +93,235 @@ public struct InetLogHandler: LogHandler {
     }
 }
 
-/// Where log lines go; writes whole lines atomically.
-public final class LogSink: Sendable {
-    private let lock = NIOLock()
+/// Where log lines go: appended to a bounded buffer in memory that a thread of the sink's own
+/// writes to the descriptor, so no event loop ever waits for the log's destination (a slow
+/// terminal, a full pipe to the supervisor, a stalled journald). When the destination does
+/// not keep up and the buffer is full (`log_buffer_bytes`), lines are dropped and counted, and
+/// the count is written as soon as there is room again, never silently. Whole lines are
+/// written in order, with one `write(2)` for all that gathered meanwhile.
+public final class LogSink: @unchecked Sendable {
+    // (@unchecked: every mutable member is touched under `mutex` only, but the buffers the
+    // writer thread swaps out, which are its own while it writes.)
     private let descriptor: Int32
+    // (Allocated: a mutex and conditions need addresses that never move.)
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let idle = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var pending: [UInt8] = []
+    private var capacity: Int
+    private var dropped = 0
+    private var droppedTotal = 0
+    private var writing = false
+    private var started = false
 
-    public init(descriptor: Int32) {
+    /// The default of `log_buffer_bytes`.
+    public static let defaultCapacity = 4 << 20
+
+    public init(descriptor: Int32, capacity: Int = LogSink.defaultCapacity) {
         self.descriptor = descriptor
+        self.capacity = capacity
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wake, nil)
+        pthread_cond_init(idle, nil)
     }
 
     public static let standardError = LogSink(descriptor: 2)
 
+    /// `log_buffer_bytes`: the most that may wait to be written.
+    public func setCapacity(_ bytes: Int) {
+        pthread_mutex_lock(mutex)
+        capacity = max(4096, bytes)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Lines dropped since the start because the destination did not keep up.
+    public var droppedLines: Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return droppedTotal + dropped
+    }
+
     func write(_ line: String) {
         var line = line
-        lock.withLock {
-            line.withUTF8 { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                    if written <= 0 {
-                        if written < 0 && errno == EINTR { continue }
-                        return
-                    }
-                    offset += written
+        line.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Queues one whole line (with its newline); never blocks on the destination.
+    public func append(_ line: UnsafeRawBufferPointer) {
+        pthread_mutex_lock(mutex)
+        if !started { start() }
+        if pending.count + line.count > capacity {
+            dropped += 1
+            pthread_mutex_unlock(mutex)
+            return
+        }
+        let wasEmpty = pending.isEmpty
+        pending.append(contentsOf: line)
+        let signal = wasEmpty && !writing
+        pthread_mutex_unlock(mutex)
+        if signal { pthread_cond_signal(wake) }
+    }
+
+    /// Waits (at most `timeout` seconds) until everything queued so far is written: at exit.
+    public func flush(timeout: Double = 2) {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        let whole = Int(timeout)
+        deadline.tv_sec += whole
+        deadline.tv_nsec += Int((timeout - Double(whole)) * 1e9)
+        if deadline.tv_nsec >= 1_000_000_000 {
+            deadline.tv_sec += 1
+            deadline.tv_nsec -= 1_000_000_000
+        }
+        pthread_mutex_lock(mutex)
+        while started && (!pending.isEmpty || writing || dropped > 0) {
+            if pthread_cond_timedwait(idle, mutex, &deadline) == ETIMEDOUT { break }
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Starts the writer (under `mutex`).
+    private func start() {
+        started = true
+        let box = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        let result = pthread_create(&thread, nil, { raw in
+            let sink = Unmanaged<LogSink>.fromOpaque(raw!).takeRetainedValue()
+            sink.run()
+            return nil
+        }, box.toOpaque())
+        if result != 0 {
+            box.release()
+            started = false
+        } else {
+            pthread_detach(thread)
+        }
+    }
+
+    private func run() {
+        var batch: [UInt8] = []
+        while true {
+            pthread_mutex_lock(mutex)
+            while pending.isEmpty && dropped == 0 {
+                writing = false
+                pthread_cond_broadcast(idle)
+                pthread_cond_wait(wake, mutex)
+            }
+            writing = true
+            swap(&batch, &pending)
+            let lost = dropped
+            droppedTotal += dropped
+            dropped = 0
+            pthread_mutex_unlock(mutex)
+            writeAll(batch)
+            batch.removeAll(keepingCapacity: batch.capacity <= 1 << 20)
+            if lost > 0 {
+                writeAll(Array("\(InetLogHandler.timestamp()) WARNING log: \(lost) lines dropped (the log's destination did not keep up; log_buffer_bytes bounds what waits)\n".utf8))
+            }
+        }
+    }
+
+    private func writeAll(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                if written <= 0 {
+                    if written < 0 && errno == EINTR { continue }
+                    return
+                }
+                offset += written
+            }
+        }
+    }
+}
+
+/// One log line built straight into bytes, in the host's format (`LogLine.format`), the way
+/// `InetLogHandler` would write it, for the lines written per request and per datagram (the
+/// access log, the connection and exchange lines): no metadata dictionary, no string
+/// interpolation, queued to the sink without waiting. Fields are given in the order
+/// `InetLogHandler` sorts them: by key.
+public struct LogLine {
+    /// The host's `log_format`; set once at start, before any service runs.
+    nonisolated(unsafe) public static var format = LogFormat.text
+    /// A field every line of this process ends with (a worker's `worker=NAME`, as its logger
+    /// adds it to the lines it writes); set once at start. Its key sorts after every other.
+    nonisolated(unsafe) public static var processField: (key: String, value: String)?
+
+    private var bytes: [UInt8]
+    private let json: Bool
+
+    public init(level: Logger.Level, message: String) {
+        json = Self.format == .json
+        bytes = []
+        bytes.reserveCapacity(256)
+        let time = InetLogHandler.timestamp()
+        if json {
+            bytes.append(contentsOf: #"{"time":""#.utf8)
+            bytes.append(contentsOf: time.utf8)
+            bytes.append(contentsOf: #"","level":""#.utf8)
+            bytes.append(contentsOf: level.rawValue.utf8)
+            bytes.append(contentsOf: #"","msg":"#.utf8)
+            bytes.append(contentsOf: JSON.quote(message).utf8)
+        } else {
+            bytes.append(contentsOf: time.utf8)
+            bytes.append(0x20)
+            bytes.append(contentsOf: level.rawValue.uppercased().utf8)
+            bytes.append(0x20)
+            bytes.append(contentsOf: message.utf8)
+        }
+    }
+
+    /// A text field (quoted as `InetLogHandler` quotes it).
+    public mutating func field(_ key: StaticString, _ value: String) {
+        key.withUTF8Buffer { field(name: $0, value) }
+    }
+
+    private mutating func field(key: String, _ value: String) {
+        var key = key
+        key.withUTF8 { field(name: $0, value) }
+    }
+
+    private mutating func field(name key: UnsafeBufferPointer<UInt8>, _ value: String) {
+        do {
+            if json {
+                bytes.append(contentsOf: #",""#.utf8)
+                bytes.append(contentsOf: key)
+                bytes.append(contentsOf: #"":"#.utf8)
+                if let number = Int(value), String(number) == value {
+                    bytes.append(contentsOf: value.utf8)
+                } else {
+                    bytes.append(contentsOf: JSON.quote(value).utf8)
+                }
+            } else {
+                bytes.append(0x20)
+                bytes.append(contentsOf: key)
+                bytes.append(UInt8(ascii: "="))
+                if value.isEmpty || value.utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 == 0x3D }) {
+                    bytes.append(contentsOf: JSON.quote(value).utf8)
+                } else {
+                    bytes.append(contentsOf: value.utf8)
                 }
             }
         }
+    }
+
+    /// A number field.
+    public mutating func field(_ key: StaticString, _ value: Int) {
+        field(key, String(value))
+    }
+
+    /// Milliseconds since `start` with one decimal, as the log lines give durations.
+    public static func milliseconds(since start: NIODeadline) -> String {
+        let tenths = (NIODeadline.now() - start).nanoseconds / 100_000
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+
+    /// Queues the line.
+    public consuming func write(to sink: LogSink = .standardError) {
+        if let (key, value) = Self.processField { field(key: key, value) }
+        bytes.append(contentsOf: json ? "}\n".utf8 : "\n".utf8)
+        bytes.withUnsafeBytes { sink.append($0) }
     }
 }
 

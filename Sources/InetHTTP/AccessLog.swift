@@ -41,11 +41,13 @@ struct AccessLog: Sendable {
         guard logger.logLevel <= .info else { return }
         let line = "\(peer?.ipAddress ?? "-") - - [\(Self.clfTime())] \"\(method) \(Self.clean(target)) HTTP/\(version.major).\(version.minor)\" "
             + "\(status) \(bytes) \"\(Self.clean(referer ?? "-"))\" \"\(Self.clean(agent ?? "-"))\""
-        let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e6
-        logger.info("\(line)", metadata: [
-            "service": "http", "peer": "\(Self.peerText(peer))", "status": "\(status)",
-            "duration_ms": "\((elapsed * 10).rounded() / 10)",
-        ])
+        // Straight to the sink, in the handler's format (fields by key): no metadata dictionary.
+        var entry = LogLine(level: .info, message: line)
+        entry.field("duration_ms", LogLine.milliseconds(since: started))
+        entry.field("peer", Self.peerText(peer))
+        entry.field("service", "http")
+        entry.field("status", status)
+        entry.write()
     }
 
     /// The target with the value of any `token=` query parameter (the dashboard's) masked: the

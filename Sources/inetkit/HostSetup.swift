@@ -94,7 +94,11 @@ enum HostSetup {
     static func bootstrapLogging(level: String?, format: String?, config: HostConfig) {
         let level = level.flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? config.logLevel ?? .info
         let format = format.flatMap(LogFormat.init(rawValue:)) ?? config.logFormat ?? .text
+        LogLine.format = format
+        LogSink.standardError.setCapacity(config.logBufferBytes)
         LoggingSystem.bootstrap { label in InetLogHandler(label: label, level: level, format: format) }
+        // What is still queued when the process ends is written first (2 s at most).
+        atexit { LogSink.standardError.flush() }
     }
 
     static var canBindPrivilegedPorts: Bool {

@@ -68,7 +68,11 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         HostSetup.bootstrapLogging(level: logLevel, format: logFormat, config: fileConfig)
         var logger = Logger(label: "inetkit")
-        if supervised { logger[metadataKey: "worker"] = "\(environment["INETKIT_WORKER"] ?? serviceList.joined(separator: ","))" }
+        if supervised {
+            let worker = environment["INETKIT_WORKER"] ?? serviceList.joined(separator: ",")
+            logger[metadataKey: "worker"] = "\(worker)"
+            LogLine.processField = ("worker", worker)
+        }
 
         let region: SharedRegion?
         do {

@@ -30,7 +30,7 @@ public enum FuzzTargets {
     public static let all: [FuzzTarget] = [
         DNSTargets.message, DNSTargets.reply, DNSTargets.zone,
         SNMPTargets.message, SNMPTargets.reply,
-        HTTPTargets.range, HTTPTargets.path, HTTPTargets.request,
+        HTTPTargets.range, HTTPTargets.path, HTTPTargets.request, HTTPTargets.headScan,
         MailTargets.address, MailTargets.message,
         FTPTargets.hostPort, FTPTargets.path,
         ConfigTargets.config, ConfigTargets.regionListing,

@@ -39,11 +39,58 @@ enum HTTPTargets {
         return nil
     }
 
-    static let site: Site = {
+    static let siteSettings: HTTPSettings = {
         var settings = try! HTTPSettings(options: ServiceOptions(reader: nil, dataDirectory: FuzzSandbox.root, configDirectory: ""))
         settings.root = FuzzSandbox.site
-        return Site(settings: settings, host: HostDirectory(), logger: .init(label: "fuzz"))
+        return settings
     }()
+
+    static let site = Site(settings: siteSettings, host: HostDirectory(), logger: .init(label: "fuzz"))
+
+    /// The fast handler's head scanner against llhttp: every head the scanner takes must be,
+    /// for llhttp, one whole request of the same method, target and version, without a body,
+    /// ending where the scanner says; and the fast handler itself, fed the bytes, never traps.
+    static let headScan = FuzzTarget(name: "http-head-scan", summary: "the fast path's request head scanner, differential against llhttp", maximumLength: 4096) { bytes in
+        let result = bytes.withUnsafeBytes { HTTPHeadScanner.scan($0, maximumTarget: 1024, maximumHead: 2048) }
+        switch result {
+        case .notFast:
+            break
+        case .incomplete:
+            guard bytes.count < 2048 else { return "\(bytes.count) bytes, past max_header_bytes, still incomplete" }
+        case .complete(let head):
+            guard head.length <= bytes.count, head.length <= 2048 else { return "a head of \(head.length) bytes" }
+            let channel = EmbeddedChannel()
+            defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
+            guard (try? channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))) != nil else { return nil }
+            do {
+                try channel.writeInbound(ByteBuffer(bytes: bytes[0..<head.length]))
+            } catch {
+                return "llhttp refused a head the scanner took: \(error)"
+            }
+            var parts: [HTTPServerRequestPart] = []
+            while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) { parts.append(part) }
+            guard parts.count == 2, case .head(let parsed) = parts[0], case .end = parts[1] else { return "llhttp read \(parts) from a head the scanner took" }
+            let target = String(decoding: bytes[head.target], as: UTF8.self)
+            guard parsed.uri == target else { return "target \(target) but llhttp read \(parsed.uri)" }
+            guard parsed.method == (head.isHead ? .HEAD : .GET) else { return "method differs: \(parsed.method)" }
+            guard parsed.version == (head.http10 ? .http1_0 : .http1_1) else { return "version differs: \(parsed.version)" }
+            guard parsed.isKeepAlive == head.keepAlive else { return "keep-alive \(head.keepAlive), llhttp \(parsed.isKeepAlive)" }
+            if let host = head.host, parsed.headers["host"] != [String(decoding: bytes[host], as: UTF8.self)] {
+                return "host differs: \(parsed.headers["host"])"
+            }
+        }
+        // The handler on the whole input: answers or hands over, never traps.
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
+        guard let fastPath = site.fastPath,
+              (try? channel.pipeline.syncOperations.addHandler(HTTPFastHandler(
+                  settings: siteSettings, accessLog: AccessLog(logger: .init(label: "fuzz")), answers: FastAnswersByLoop(fastPath: fastPath),
+                  front: HTTP1FrontHandler(lines: .init([]), headerTimeout: .seconds(5), fastPath: nil, accessLog: AccessLog(logger: .init(label: "fuzz")),
+                                           gate: HTTPInputGate(), armAtStart: false)))) != nil else { return nil }
+        _ = try? channel.writeInbound(ByteBuffer(bytes: bytes))
+        while (try? channel.readOutbound(as: IOData.self)) != nil {}
+        return nil
+    }
 
     /// A request head as a client sends it, parsed by the server's HTTP/1 decoder and answered
     /// by the fast path and by the router (the path guard, ranges, conditionals, listings).

@@ -1,4 +1,5 @@
 import InetCore
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
@@ -8,8 +9,11 @@ import Synchronization
 /// describes this host and its running services. AXFR over TCP for `allow_transfer` sources.
 public struct DNSService: InetService {
     public static let descriptor = ServiceDescriptor(
-        name: "dns", wellKnownPort: 53, transports: [.udp, .tcp], optionKeys: ["zones", "allow_transfer"],
-        summary: "an authoritative name server from zone files (RFC 1034/1035)"
+        name: "dns", wellKnownPort: 53, transports: [.udp, .tcp], optionKeys: Set(["zones", "allow_transfer"]).union(ResponseRateLimiter.Settings.keys),
+        summary: "an authoritative name server from zone files (RFC 1034/1035)",
+        // Response-rate limiting (rrl_*) bounds what a forged source can make this server
+        // reflect; a flat per-source limit would cut off a resolver that asks for many names.
+        defaultUDPRate: (rate: 0, burst: 100)
     ) { options throws(ConfigError) in
         try DNSService(options: options)
     }
@@ -17,6 +21,9 @@ public struct DNSService: InetService {
     let zones: ZoneSource
     let transferFrom: [CIDR]
     let cache = AnswerCache()
+    /// Response-rate limiting over UDP (nil: `rrl: false`).
+    let rateLimiter: ResponseRateLimiter?
+    let logger = Logger(label: "inetkit.dns")
 
     init(options: ServiceOptions) throws(ConfigError) {
         var loaded: [Zone] = []
@@ -51,12 +58,14 @@ public struct DNSService: InetService {
         }
         transferFrom = cidrs
         zones = loaded.isEmpty ? .builtIn(BuiltInZone(host: options.host)) : .fixed(Authority(zones: loaded))
+        rateLimiter = try ResponseRateLimiter.Settings.parse(options).map(ResponseRateLimiter.init(settings:))
     }
 
     /// Serves these zones (tests and fuzzing; the host makes the service from its options).
-    init(zones: [Zone], transferFrom: [CIDR]) {
+    init(zones: [Zone], transferFrom: [CIDR], rateLimiter: ResponseRateLimiter? = nil) {
         self.zones = .fixed(Authority(zones: zones))
         self.transferFrom = transferFrom
+        self.rateLimiter = rateLimiter
     }
 
     public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
@@ -70,15 +79,53 @@ public struct DNSService: InetService {
 
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer? {
         var from = "zone"
-        let reply = reply(toDatagram: payload, allocator: channel.allocator, from: &from)
+        let answer = reply(toDatagram: payload, allocator: channel.allocator, from: &from)
+        let (reply, limited) = limit(answer, to: source, allocator: channel.allocator)
         payload.withUnsafeReadableBytes { query in
-            if let reply {
-                reply.withUnsafeReadableBytes { DNSEventNotes.describe(query: query, reply: $0, from: from, into: &event) }
+            if let answer {
+                answer.withUnsafeReadableBytes { DNSEventNotes.describe(query: query, reply: $0, from: from, into: &event) }
             } else {
                 DNSEventNotes.describe(query: query, reply: nil, from: "none", into: &event)
             }
         }
+        if let limited { event.string("rrl", limited) }
         return reply
+    }
+
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel) -> ByteBuffer? {
+        var from = ""
+        return limit(reply(toDatagram: payload, allocator: channel.allocator, from: &from), to: source, allocator: channel.allocator).reply
+    }
+
+    /// The answer as response-rate limiting lets it go: itself, nothing, or a truncated
+    /// response; with what was done (`dropped`, `truncated`) when it was limited.
+    func limit(_ answer: ByteBuffer?, to source: SocketAddress, allocator: ByteBufferAllocator) -> (reply: ByteBuffer?, limited: String?) {
+        guard let rateLimiter, let answer else { return (answer, nil) }
+        return answer.withUnsafeReadableBytes { bytes in
+            switch rateLimiter.decide(reply: bytes, source: source, now: Int64(NIODeadline.now().uptimeNanoseconds)) {
+            case .send:
+                return (answer, nil)
+            case .drop(let first):
+                if first { noteLimiting(bytes, source: source) }
+                return (nil, "dropped")
+            case .slip(let first):
+                if first { noteLimiting(bytes, source: source) }
+                return (ResponseRateLimiter.truncated(bytes, allocator: allocator), "truncated")
+            }
+        }
+    }
+
+    /// One log line when a response to a source prefix starts being limited.
+    private func noteLimiting(_ reply: UnsafeRawBufferPointer, source: SocketAddress) {
+        var name = "?"
+        var type = ""
+        if let question = try? DNSMessageReader.decode(Array(reply)).questions.first {
+            name = question.name.description
+            type = question.type.description
+        }
+        logger.warning("dns response rate limit reached: identical responses to this source's prefix are dropped (every rrl_slip-th sent truncated) until it slows down", metadata: [
+            "peer": "\(source.logDescription)", "qname": "\(name)", "qtype": "\(type)",
+        ])
     }
 
     func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator, from: inout String) -> ByteBuffer? {

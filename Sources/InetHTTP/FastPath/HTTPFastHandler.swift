@@ -308,7 +308,8 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: - Header timeout
 
     private func startWaiting(context: ChannelHandlerContext) {
-        waitingSince = .now()
+        // The loop's own clock (an EmbeddedEventLoop's is virtual).
+        waitingSince = context.eventLoop.now
         guard timer == nil else { return }
         schedule(at: waitingSince! + headerTimeout, context: context)
     }
@@ -318,7 +319,7 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.timer = nil
             guard !self.passthrough, !self.closing, let since = self.waitingSince else { return }
             let due = since + self.headerTimeout
-            if NIODeadline.now() >= due {
+            if context.eventLoop.now >= due {
                 context.close(promise: nil)
             } else {
                 self.schedule(at: due, context: context)

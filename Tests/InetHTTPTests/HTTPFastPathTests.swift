@@ -1,0 +1,221 @@
+import Foundation
+@testable import InetHTTP
+import InetCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOEmbedded
+import XCTest
+
+final class HTTPHeadScannerTests: XCTestCase {
+    private func scan(_ text: String, maximumTarget: Int = 8192, maximumHead: Int = 32768) -> HTTPHeadScanner.Result {
+        Array(text.utf8).withUnsafeBytes { HTTPHeadScanner.scan($0, maximumTarget: maximumTarget, maximumHead: maximumHead) }
+    }
+
+    private func head(_ text: String) throws -> HTTPHeadScanner.Head {
+        guard case .complete(let head) = scan(text) else { throw XCTSkip("not complete: \(scan(text))") }
+        return head
+    }
+
+    func testPlainGetsAndHeadsAreTaken() throws {
+        let request = "GET /a/b.html?x=1&y HTTP/1.1\r\nHost: h\r\nUser-Agent: curl/8\r\nIf-None-Match: W/\"abc\"\r\n\r\nGET /next"
+        let parsed = try head(request)
+        let bytes = Array(request.utf8)
+        XCTAssertFalse(parsed.isHead)
+        XCTAssertEqual(String(decoding: bytes[parsed.target], as: UTF8.self), "/a/b.html?x=1&y")
+        XCTAssertEqual(String(decoding: bytes[parsed.path], as: UTF8.self), "/a/b.html")
+        XCTAssertEqual(String(decoding: bytes[parsed.ifNoneMatch!], as: UTF8.self), "W/\"abc\"")
+        XCTAssertEqual(String(decoding: bytes[parsed.userAgent!], as: UTF8.self), "curl/8")
+        XCTAssertEqual(parsed.length, request.utf8.count - "GET /next".utf8.count)
+        XCTAssertTrue(parsed.keepAlive)
+        XCTAssertTrue(try head("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n").isHead)
+    }
+
+    func testKeepAliveFollowsTheVersionAndConnectionOptions() throws {
+        XCTAssertFalse(try head("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").keepAlive)
+        XCTAssertFalse(try head("GET / HTTP/1.1\r\nHost: h\r\nconnection: Keep-Alive, CLOSE\r\n\r\n").keepAlive)
+        XCTAssertFalse(try head("GET / HTTP/1.0\r\n\r\n").keepAlive)
+        XCTAssertTrue(try head("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keepAlive)
+        XCTAssertTrue(try head("GET / HTTP/1.0\r\n\r\n").http10)
+    }
+
+    func testEveryPrefixOfAHeadIsIncomplete() {
+        let request = "GET /index.html HTTP/1.1\r\nHost: example\r\nAccept: */*\r\n\r\n"
+        for length in 0..<request.utf8.count {
+            let prefix = String(decoding: Array(request.utf8.prefix(length)), as: UTF8.self)
+            XCTAssertEqual(scan(prefix), .incomplete, "\(prefix.debugDescription)")
+        }
+    }
+
+    func testWhatTheFullServerMustDecideIsHandedOver() {
+        let refused = [
+            "POST / HTTP/1.1\r\nHost: h\r\n\r\n",
+            "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+            "get / HTTP/1.1\r\nHost: h\r\n\r\n",
+            "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET / HTTP/1.1\nHost: h\n\n",
+            "GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nX: a\u{01}b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+            "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nIf-Modified-Since: x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+            "GET /a\u{7F} HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /é HTTP/1.1\r\nHost: h\r\n\r\n",
+        ]
+        for request in refused {
+            XCTAssertEqual(scan(request), .notFast, request.debugDescription)
+        }
+        XCTAssertEqual(scan("GET /\(String(repeating: "a", count: 300)) HTTP/1.1\r\nHost: h\r\n\r\n", maximumTarget: 256), .notFast)
+        XCTAssertEqual(scan("GET / HTTP/1.1\r\nHost: h\r\nX: \(String(repeating: "a", count: 2000))", maximumHead: 1024), .notFast,
+                       "a head past max_header_bytes is not waited for")
+        let many = "GET / HTTP/1.1\r\nHost: h\r\n" + (0..<101).map { "X\($0): y\r\n" }.joined() + "\r\n"
+        XCTAssertEqual(scan(many), .notFast)
+        XCTAssertEqual(scan("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n").isComplete, true)
+    }
+}
+
+extension HTTPHeadScanner.Result {
+    var isComplete: Bool {
+        if case .complete = self { return true }
+        return false
+    }
+}
+
+/// The fast handler on an EmbeddedChannel: what it answers itself, what it hands over.
+final class HTTPFastHandlerTests: XCTestCase {
+    private var root = ""
+    private var channel: EmbeddedChannel!
+    private var forwarded: ForwardedBytes!
+
+    final class ForwardedBytes: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        var bytes: [UInt8] = []
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            bytes += Array(unwrapInboundIn(data).readableBytesView)
+        }
+    }
+
+    override func setUpWithError() throws {
+        let base = NSTemporaryDirectory() + "inetkit-fast-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base + "/docs", withIntermediateDirectories: true)
+        try "hello, world\n".write(toFile: base + "/hello.txt", atomically: true, encoding: .utf8)
+        try "<p>index</p>".write(toFile: base + "/index.html", atomically: true, encoding: .utf8)
+        try Data(repeating: 0x61, count: 300_000).write(to: URL(fileURLWithPath: base + "/big.bin"))
+        root = SitePath.realPath(base)!
+        var options = try HTTPSettings(options: ServiceOptions(reader: nil, dataDirectory: base, configDirectory: base))
+        options.root = root
+        options.headerTimeout = 5
+        let fastPath = StaticFastPath(root: SiteRoot(root), statusPath: "/_inetkit", cache: FileCache(maximumBytes: 1 << 20, maximumFileBytes: 64 << 10))
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let front = HTTP1FrontHandler(lines: NIOLockedValueBox([]), headerTimeout: .seconds(5), fastPath: nil, accessLog: AccessLog(logger: logger),
+                                      gate: HTTPInputGate(), armAtStart: false)
+        channel = EmbeddedChannel()
+        forwarded = ForwardedBytes()
+        try channel.pipeline.syncOperations.addHandler(HTTPFastHandler(settings: options, accessLog: AccessLog(logger: logger),
+                                                                       answers: FastAnswersByLoop(fastPath: fastPath), front: front))
+        try channel.pipeline.syncOperations.addHandler(forwarded)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
+    }
+
+    override func tearDown() {
+        _ = try? channel.finish(acceptAlreadyClosed: true)
+    }
+
+    private func send(_ text: String) throws {
+        try channel.writeInbound(ByteBuffer(string: text))
+        channel.pipeline.fireChannelReadComplete()
+    }
+
+    private func output() throws -> String {
+        var text = ""
+        while let data = try channel.readOutbound(as: IOData.self) {
+            switch data {
+            case .byteBuffer(let buffer): text += String(buffer: buffer)
+            case .fileRegion(let region): text += "<file \(region.readableBytes)>"
+            }
+        }
+        return text
+    }
+
+    func testPipelinedRequestsAreAnsweredInOrder() throws {
+        try send("GET /hello.txt HTTP/1.1\r\nHost: h\r\n\r\nHEAD /hello.txt?x HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        let text = try output()
+        let responses = text.components(separatedBy: "HTTP/1.1 200 OK\r\n").dropFirst()
+        XCTAssertEqual(responses.count, 3, text)
+        let first = Array(responses)[0]
+        XCTAssertTrue(first.contains("Content-Length: 13\r\n") && first.contains("Content-Type: text/plain") && first.contains("\r\nDate: "), first)
+        XCTAssertTrue(first.hasSuffix("\r\n\r\nhello, world\n"), first)
+        XCTAssertTrue(Array(responses)[1].hasSuffix("\r\n\r\n"), "HEAD has no body")
+        XCTAssertTrue(Array(responses)[1].contains("Content-Length: 13\r\n"))
+        XCTAssertTrue(Array(responses)[2].hasSuffix("<p>index</p>"), "a folder's index.html")
+        XCTAssertTrue(forwarded.bytes.isEmpty)
+        XCTAssertTrue(channel.isActive)
+    }
+
+    func testAMatchingETagIsNotModifiedAndHTTP10ClosesUnlessAskedNotTo() throws {
+        try send("GET /hello.txt HTTP/1.1\r\nHost: h\r\n\r\n")
+        let first = try output()
+        let eTag = try XCTUnwrap(first.components(separatedBy: "\r\n").first { $0.hasPrefix("ETag: ") }).dropFirst(6)
+        try send("GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\nIf-None-Match: \"other\", \(eTag)\r\n\r\n")
+        let second = try output()
+        XCTAssertTrue(second.hasPrefix("HTTP/1.1 304 Not Modified\r\n") && second.contains("Connection: keep-alive\r\n") && second.hasSuffix("\r\n\r\n"), second)
+        try send("GET /hello.txt HTTP/1.0\r\n\r\n")
+        let third = try output()
+        XCTAssertTrue(third.contains("Connection: close\r\n") && third.hasSuffix("hello, world\n"), third)
+        XCTAssertFalse(channel.isActive, "closed once the response was written")
+    }
+
+    func testLargeFilesGoBySendfile() throws {
+        try send("GET /big.bin HTTP/1.1\r\nHost: h\r\n\r\n")
+        let text = try output()
+        XCTAssertTrue(text.contains("Content-Length: 300000\r\n") && text.hasSuffix("\r\n\r\n<file 300000>"), text)
+    }
+
+    func testTheFirstRequestItDoesNotTakeAndAllAfterGoToTheFullPipelineUnchanged() throws {
+        try send("GET /hello.txt HTTP/1.1\r\nHost: h\r\n\r\nGET /missing HTTP/1.1\r\nHost: h\r\n\r\nGET /hel")
+        XCTAssertTrue(try output().hasSuffix("hello, world\n"))
+        XCTAssertEqual(String(decoding: forwarded.bytes, as: UTF8.self), "GET /missing HTTP/1.1\r\nHost: h\r\n\r\nGET /hel")
+        try send("lo.txt HTTP/1.1\r\nHost: h\r\n\r\n")
+        XCTAssertEqual(try output(), "", "after the hand-over everything is the full pipeline's")
+        XCTAssertTrue(String(decoding: forwarded.bytes, as: UTF8.self).hasSuffix("GET /hello.txt HTTP/1.1\r\nHost: h\r\n\r\n"))
+        // A POST, a status page and a malformed head are handed over too.
+        for request in ["POST /hello.txt HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", "GET /_inetkit/status.json HTTP/1.1\r\nHost: h\r\n\r\n", "GET / HTTP/1.1\r\n\r\n"] {
+            try setUpWithError()
+            try send(request)
+            XCTAssertEqual(String(decoding: forwarded.bytes, as: UTF8.self), request)
+            XCTAssertEqual(try output(), "")
+        }
+    }
+
+    func testNothingIsParsedWhileTheClientDoesNotReadItsResponses() throws {
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        try send("GET /hello.txt HTTP/1.1\r\nHost: h\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: h\r\n\r\n")
+        XCTAssertEqual(try output(), "")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertEqual(try output().components(separatedBy: "hello, world\n").count, 3)
+    }
+
+    func testAClientSlowToSendAHeadIsClosed() throws {
+        try send("GET /hello.txt HTTP/1.1\r\nHost: h\r\n\r\n")
+        _ = try output()
+        try send("GET /hello.txt HTTP/1.1\r\nHo")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        XCTAssertTrue(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        XCTAssertFalse(channel.isActive)
+    }
+}
