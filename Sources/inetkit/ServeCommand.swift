@@ -247,6 +247,8 @@ func raiseOpenFileLimit() {
 
 /// Prints `inetkit: error: ...` on standard error and exits.
 func fail(_ message: String, code: Int32) -> Never {
-    FileHandle.standardError.write(Data("inetkit: error: \(message)\n".utf8))
+    // After the lines still queued (exit writes them first), in order.
+    Array("inetkit: error: \(message)\n".utf8).withUnsafeBytes { LogSink.standardError.append($0) }
+    LogSink.standardError.flush()
     exit(code)
 }

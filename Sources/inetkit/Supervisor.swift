@@ -513,17 +513,13 @@ final class Supervisor {
         }
     }
 
-    /// Relays one line of a worker's log to standard error and keeps the last few.
+    /// Relays one line of a worker's log to standard error and keeps the last few. Through the
+    /// log sink, as the supervisor's own lines: a stalled destination costs dropped (counted)
+    /// lines, never a supervisor that stops handling signals and restarts.
     private func emitLine(_ worker: Worker, _ line: [UInt8]) {
         var bytes = line
         bytes.append(UInt8(ascii: "\n"))
-        var offset = 0
-        while offset < bytes.count {
-            let count = bytes[offset...].withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            offset += count
-        }
+        bytes.withUnsafeBytes { LogSink.standardError.append($0) }
         worker.lastLines.append(String(decoding: line.prefix(512), as: UTF8.self))
         if worker.lastLines.count > Self.keptLines { worker.lastLines.removeFirst(worker.lastLines.count - Self.keptLines) }
     }
@@ -994,6 +990,7 @@ final class Supervisor {
         journal?.stop()
         journal = nil
         logger.notice("upgrading in place: executing the binary on disk", metadata: ["path": "\(target)", "workers": "\(described.count)"])
+        LogSink.standardError.flush()
         // The new image installs its own handlers; restore the defaults' mask for execve.
         var arguments: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) } + [nil]
         execv(target, &arguments)

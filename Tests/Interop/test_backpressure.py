@@ -113,3 +113,60 @@ def test_a_client_that_never_reads_does_not_grow_the_server(stall_server, servic
     sock.close()
     assert closed, f"{service}: the stalled connection was not closed within {TIMEOUT + 15} s"
     assert stall_server.proc.poll() is None
+
+
+def test_a_log_destination_that_stops_reading_never_stops_the_host(tmp_path):
+    """The log's destination stalls (a pipe nobody reads, as a hung terminal or journald): the
+    services go on answering at full speed, the lines that do not fit `log_buffer_bytes` are
+    dropped and counted, and the count is logged once the destination reads again."""
+    import http.client
+    import subprocess
+    from conftest import BIN, ISOLATION, ROOT_ENV
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "a.txt").write_text("hello\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"""bind: [127.0.0.1]
+shutdown_grace: 1
+log_level: info
+log_buffer_bytes: 65536
+data_dir: {tmp_path}/data
+services:
+  http: {{ port: 0, root: {tmp_path}/site }}
+  echo: {{ port: 0 }}
+""")
+    ports_file = tmp_path / "ports.json"
+    cmd = [BIN, "serve", "--config", str(config), "--ports-file", str(ports_file), "--services", "http,echo"]
+    if ISOLATION != "workers":
+        cmd += ["--isolation", ISOLATION]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **ROOT_ENV})
+    try:
+        deadline = time.time() + 30
+        while not ports_file.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        import json
+        ports = json.loads(ports_file.read_text())
+        # Far more log than every pipe and buffer on the way holds (~200 bytes a request).
+        started = time.time()
+        connection = http.client.HTTPConnection("127.0.0.1", ports["http"]["tcp"], timeout=10)
+        for _ in range(4000):
+            connection.request("GET", "/a.txt")
+            response = connection.getresponse()
+            assert response.status == 200 and response.read() == b"hello\n"
+        connection.close()
+        # New connections too (each logs a connection line), and another service.
+        for _ in range(200):
+            with socket.create_connection(("127.0.0.1", ports["echo"]["tcp"]), timeout=10) as s:
+                s.sendall(b"ping\n")
+                assert s.recv(16) == b"ping\n"
+        assert time.time() - started < 60
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        try:
+            err = proc.communicate(timeout=30)[1].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            err = proc.communicate()[1].decode(errors="replace")
+    assert proc.returncode == 0, err[-2000:]
+    dropped = [int(n) for n in re.findall(r"log: (\d+) lines dropped", err)]
+    assert sum(dropped) > 0, err[-2000:]
