@@ -82,6 +82,15 @@ enum DNSTargets {
         let second = service.reply(toDatagram: payload, allocator: allocator).map { Array($0.readableBytesView) }
         guard first == second else { return "a cached answer differs from the first one" }
         guard let first else { return nil }
+        // Response-rate limiting reads the answer (its class and names, pointers followed) and
+        // may send a truncated one instead: never larger than the query, always a response.
+        _ = first.withUnsafeBytes { ResponseRateLimiter.classify($0) }
+        if let cut = first.withUnsafeBytes({ ResponseRateLimiter.truncated($0, allocator: allocator) }) {
+            guard cut.readableBytes <= query.count else { return "a truncated answer of \(cut.readableBytes) octets for a query of \(query.count)" }
+            guard let decoded = try? DNSMessageReader.decode(Array(cut.readableBytesView)), decoded.truncated, decoded.isResponse else {
+                return "a truncated answer that does not decode as one"
+            }
+        }
         return check(first, for: query, limit: Int(Authority.maximumUDPPayload))
     }
 
