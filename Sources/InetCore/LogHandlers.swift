@@ -79,17 +79,22 @@ public struct InetLogHandler: LogHandler {
     }
 
     /// RFC 3339 UTC with milliseconds, without Foundation's formatters on the hot path.
-    static func timestamp() -> String {
+    public static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
+        return timestamp(seconds: Int(now.tv_sec), milliseconds: Int(now.tv_nsec / 1_000_000))
+    }
+
+    /// The same for a given time.
+    public static func timestamp(seconds time: Int, milliseconds: Int = 0) -> String {
+        var seconds = time_t(time)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func pad(_ value: Int32, _ width: Int) -> String {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds), 3))Z"
     }
 }
 
@@ -198,6 +203,10 @@ public final class LogSink: @unchecked Sendable {
         }
     }
 
+    /// How long the writer lets lines gather once woken: one write (and one wake-up of
+    /// whoever reads the other end) per 5 ms of a busy host, not one per line.
+    static let gatherMicroseconds: UInt32 = 5000
+
     private func run() {
         var batch: [UInt8] = []
         while true {
@@ -208,6 +217,10 @@ public final class LogSink: @unchecked Sendable {
                 pthread_cond_wait(wake, mutex)
             }
             writing = true
+            let gather = pending.count < capacity / 4
+            pthread_mutex_unlock(mutex)
+            if gather { usleep(Self.gatherMicroseconds) }
+            pthread_mutex_lock(mutex)
             swap(&batch, &pending)
             let lost = dropped
             droppedTotal += dropped

@@ -12,6 +12,8 @@ import Glibc
 /// `127.0.0.1 - - [30/Nov/2026:07:20:00 +0000] "GET / HTTP/1.1" 200 512 "-" "curl/7.88.1"`.
 struct AccessLog: Sendable {
     let logger: Logger
+    /// Where the lines go (tests give their own).
+    var sink: LogSink = .standardError
 
     func record(peer: SocketAddress?, head: HTTPRequest, version: HTTPVersion, status: Int, bytes: Int, started: NIODeadline, events: ConnectionEvents? = nil) {
         guard events != nil || logger.logLevel <= .info else { return }
@@ -47,7 +49,7 @@ struct AccessLog: Sendable {
         entry.field("peer", Self.peerText(peer))
         entry.field("service", "http")
         entry.field("status", status)
-        entry.write()
+        entry.write(to: sink)
     }
 
     /// The target with the value of any `token=` query parameter (the dashboard's) masked: the
@@ -103,7 +105,11 @@ struct AccessLog: Sendable {
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     static func clfTime() -> String {
-        var now = time(nil)
+        clfTime(Int(time(nil)))
+    }
+
+    static func clfTime(_ seconds: Int) -> String {
+        var now = time_t(seconds)
         var parts = tm()
         gmtime_r(&now, &parts)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }

@@ -47,8 +47,17 @@ final class Supervisor {
         var go: Int32 = -1
         var askedToStop = false
         var exited = false
-        var lastLines: [String] = []
+        /// The last bytes it wrote (its last lines are read from here when it dies).
+        var tail: [UInt8] = []
         var partial: [UInt8] = []
+
+        /// Its last lines (at most `count`, each cut to 512 bytes).
+        func lastLines(_ count: Int) -> [String] {
+            var lines = tail.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+            // The first may be the end of a line cut by the tail's bound.
+            if tail.count >= Supervisor.keptTail, !lines.isEmpty { lines.removeFirst() }
+            return lines.suffix(count).map { String(decoding: $0.prefix(512), as: UTF8.self) }
+        }
 
         init(group: WorkerGroup, generation: Int, pid: pid_t, output: Int32, notify: Int32, notifyName: String, started: Double) {
             self.group = group
@@ -95,6 +104,8 @@ final class Supervisor {
     /// Crashes in a row restarted at once; after them each restart waits 0.25 s, 0.5 s, … up to `restart_backoff_max` (30 s).
     static let immediateRestarts = 3
     static let keptLines = 20
+    /// Bytes of each worker's output kept for its last lines.
+    static let keptTail = 8192
     static let maximumLine = 8192
 
     let options: Options
@@ -484,7 +495,9 @@ final class Supervisor {
     }
 
     /// Relays what a worker wrote: at most `chunks` reads of 64 KiB per wake-up, so a worker
-    /// that logs without pause cannot keep the loop from signals and restarts.
+    /// that logs without pause cannot keep the loop from signals and restarts. Whole lines go
+    /// on in one piece per read (up to the read's last line end; the rest waits for its end),
+    /// so two workers' lines never interleave; a line longer than `maximumLine` goes as it is.
     private func readOutput(_ worker: Worker, chunks: Int = 16) {
         var left = chunks
         while worker.output >= 0, left > 0 {
@@ -494,34 +507,41 @@ final class Supervisor {
             if count <= 0 {
                 close(worker.output)
                 worker.output = -1
-                if !worker.partial.isEmpty { emitLine(worker, worker.partial) }
+                if !worker.partial.isEmpty {
+                    worker.partial.append(UInt8(ascii: "\n"))
+                    relay(worker, worker.partial[...])
+                }
                 worker.partial = []
                 return
             }
-            var start = 0
-            for index in 0..<count where outputBuffer[index] == UInt8(ascii: "\n") {
-                worker.partial += outputBuffer[start..<index]
-                emitLine(worker, worker.partial)
-                worker.partial = []
-                start = index + 1
+            guard let lastEnd = outputBuffer[0..<count].lastIndex(of: UInt8(ascii: "\n")) else {
+                worker.partial += outputBuffer[0..<count]
+                if worker.partial.count > Self.maximumLine {
+                    worker.partial.append(UInt8(ascii: "\n"))
+                    relay(worker, worker.partial[...])
+                    worker.partial = []
+                }
+                continue
             }
-            worker.partial += outputBuffer[start..<count]
-            if worker.partial.count > Self.maximumLine {
-                emitLine(worker, worker.partial)
+            if worker.partial.isEmpty {
+                relay(worker, outputBuffer[0...lastEnd])
+            } else {
+                worker.partial += outputBuffer[0...lastEnd]
+                relay(worker, worker.partial[...])
                 worker.partial = []
             }
+            if lastEnd + 1 < count { worker.partial += outputBuffer[(lastEnd + 1)..<count] }
         }
     }
 
-    /// Relays one line of a worker's log to standard error and keeps the last few. Through the
-    /// log sink, as the supervisor's own lines: a stalled destination costs dropped (counted)
-    /// lines, never a supervisor that stops handling signals and restarts.
-    private func emitLine(_ worker: Worker, _ line: [UInt8]) {
-        var bytes = line
-        bytes.append(UInt8(ascii: "\n"))
-        bytes.withUnsafeBytes { LogSink.standardError.append($0) }
-        worker.lastLines.append(String(decoding: line.prefix(512), as: UTF8.self))
-        if worker.lastLines.count > Self.keptLines { worker.lastLines.removeFirst(worker.lastLines.count - Self.keptLines) }
+    /// Relays whole lines of a worker's log to standard error, through the log sink as the
+    /// supervisor's own lines (a stalled destination costs dropped, counted lines, never a
+    /// supervisor that stops handling signals and restarts), and keeps the tail of what it
+    /// said (the lines shown when it dies).
+    private func relay(_ worker: Worker, _ lines: ArraySlice<UInt8>) {
+        lines.withUnsafeBytes { LogSink.standardError.append($0) }
+        worker.tail += lines.suffix(Self.keptTail)
+        if worker.tail.count > 2 * Self.keptTail { worker.tail.removeFirst(worker.tail.count - Self.keptTail) }
     }
 
     private func readNotifications(_ worker: Worker) {
@@ -670,7 +690,7 @@ final class Supervisor {
             beginStop(signal: SIGTERM, quiet: true)
             return
         }
-        metadata["last_lines"] = .array(worker.lastLines.suffix(5).map { .string($0) })
+        metadata["last_lines"] = .array(worker.lastLines(5).map { .string($0) })
         let services = worker.group.services
         hostEvents.emit(service: "inetkit", kind: "worker.exit") { body in
             body.string("worker", worker.label)

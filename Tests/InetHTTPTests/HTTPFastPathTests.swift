@@ -5,6 +5,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
+import NIOHTTP1
 import XCTest
 
 final class HTTPHeadScannerTests: XCTestCase {
@@ -217,5 +218,63 @@ final class HTTPFastHandlerTests: XCTestCase {
         XCTAssertTrue(channel.isActive)
         channel.embeddedEventLoop.advanceTime(by: .seconds(2))
         XCTAssertFalse(channel.isActive)
+    }
+}
+
+/// The fast handler's access line is the line the full server's access log writes.
+final class AccessLineTests: XCTestCase {
+    private func captured(_ body: (LogSink) -> Void) throws -> String {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        let sink = LogSink(descriptor: fds[1])
+        body(sink)
+        sink.flush()
+        close(fds[1])
+        var bytes = [UInt8](repeating: 0, count: 65_536)
+        let count = read(fds[0], &bytes, bytes.count)
+        close(fds[0])
+        return String(decoding: bytes.prefix(max(0, count)), as: UTF8.self)
+    }
+
+    /// The line without its time and duration (they differ between two calls).
+    private func stable(_ line: String) -> String {
+        line.replacingOccurrences(of: #"^\S+ |^\{"time":"[^"]*","#, with: "", options: .regularExpression)
+            .replacingOccurrences(of: #"\[[^\]]*\]"#, with: "[T]", options: .regularExpression)
+            .replacingOccurrences(of: #"duration_ms=?"?:?"?[0-9.]+"?"#, with: "D", options: .regularExpression)
+    }
+
+    func testBothWritersWriteTheSameLineInBothFormats() throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .info
+        let peer = try SocketAddress(ipAddress: "192.0.2.7", port: 40_001)
+        let target = "/a b\"c\\d?x=<1>"
+        let agent = "curl/8 \u{1}\u{7F}é"
+        for format in [LogFormat.text, .json] {
+            LogLine.format = format
+            defer { LogLine.format = .text }
+            let full = try captured { sink in
+                var log = AccessLog(logger: logger)
+                log.sink = sink
+                log.record(peer: peer, method: "GET", target: target, version: .http1_1, referer: nil, agent: agent,
+                           status: 200, bytes: 13, started: .now())
+            }
+            let fast = try captured { sink in
+                Array(target.utf8).withUnsafeBytes { target in
+                    Array(agent.utf8).withUnsafeBytes { agent in
+                        AccessLine().write(peer: AccessLine.Peer(peer), isHead: false, target: target, http10: false, status: 200, bytes: 13,
+                                           referer: nil, agent: agent, started: .now(), to: sink)
+                    }
+                }
+            }
+            // (The full server keeps non-ASCII text; the fast one writes its bytes as \xHH.)
+            let escaped = format == .json ? #"\\xC3\\xA9"# : #"\xC3\xA9"#
+            XCTAssertEqual(stable(fast), stable(full).replacingOccurrences(of: "é", with: escaped), format.rawValue)
+            if format == .json {
+                XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(fast.utf8)))
+            } else {
+                XCTAssertTrue(fast.contains(#" INFO 192.0.2.7 - - ["#) && fast.contains(#""GET /a b\x22c\x5Cd?x=<1> HTTP/1.1" 200 13 "-" "curl/8 \x1\x7F\xC3\xA9" duration_ms="#), fast)
+                XCTAssertTrue(fast.hasSuffix(" peer=192.0.2.7:40001 service=http status=200\n"), fast)
+            }
+        }
     }
 }

@@ -67,6 +67,7 @@ final class FastAnswers {
     private var dateSecond = -1
     private(set) var dateField: [UInt8] = []
     let scratch = EventScratch()
+    let accessLine = AccessLine()
 
     init(fastPath: StaticFastPath) {
         self.fastPath = fastPath

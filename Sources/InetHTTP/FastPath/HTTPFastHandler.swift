@@ -38,6 +38,8 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private var answers: FastAnswers?
     private var events: ConnectionEvents?
+    /// The client as the access log shows it (worked out for the first line).
+    private var peer: AccessLine.Peer?
     private var passthrough = false
     private var input: ByteBuffer?
     /// Parsing stopped because the channel was not writable: reads wait too.
@@ -247,10 +249,17 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 if let referer = head.referer { body.text("referer", raw: slice(referer)) }
             }
         }
-        if accessLog.logger.logLevel <= .info {
-            accessLog.record(peer: context.channel.remoteAddress, method: head.isHead ? "HEAD" : "GET", target: masked ?? text(head.target)!,
-                             version: head.http10 ? .http1_0 : .http1_1, referer: text(head.referer), agent: text(head.userAgent),
-                             status: status, bytes: sent, started: started)
+        if accessLog.logger.logLevel <= .info, let answers {
+            if peer == nil { peer = AccessLine.Peer(context.channel.remoteAddress) }
+            func write(_ target: UnsafeRawBufferPointer) {
+                answers.accessLine.write(peer: peer!, isHead: head.isHead, target: target, http10: head.http10, status: status, bytes: sent,
+                                         referer: head.referer.map(slice), agent: head.userAgent.map(slice), started: started)
+            }
+            if let masked {
+                Array(masked.utf8).withUnsafeBytes { write($0) }
+            } else {
+                write(target)
+            }
         }
     }
 
