@@ -18,8 +18,20 @@ final class AccessLine {
     /// `07/Dec/2026:07:00:00 +0000`.
     private var clfTime: [UInt8] = []
 
+    /// The process's own field as the text and JSON formats end a line with it.
+    private let processText: [UInt8]
+    private let processJSON: [UInt8]
+
     init() {
         line.reserveCapacity(512)
+        if let (key, value) = LogLine.processField {
+            let plain = value.utf8.allSatisfy { $0 != 0x20 && $0 != 0x22 && $0 != 0x3D } && !value.isEmpty
+            processText = Array(" \(key)=\(plain ? value : JSON.quote(value))".utf8)
+            processJSON = Array(",\"\(key)\":\(JSON.quote(value))".utf8)
+        } else {
+            processText = []
+            processJSON = []
+        }
     }
 
     /// A connection's peer as the line shows it: its IP address, and `ip:port`.
@@ -85,12 +97,7 @@ final class AccessLine {
             line.append(contentsOf: peer.address)
             line.append(contentsOf: #"","service":"http","status":"#.utf8)
             decimal(status)
-            if let (key, value) = LogLine.processField {
-                line.append(contentsOf: #",""#.utf8)
-                line.append(contentsOf: key.utf8)
-                line.append(contentsOf: #"":"#.utf8)
-                line.append(contentsOf: JSON.quote(value).utf8)
-            }
+            line.append(contentsOf: processJSON)
             line.append(contentsOf: "}\n".utf8)
         } else {
             line.append(contentsOf: " duration_ms=".utf8)
@@ -99,12 +106,7 @@ final class AccessLine {
             line.append(contentsOf: peer.address)
             line.append(contentsOf: " service=http status=".utf8)
             decimal(status)
-            if let (key, value) = LogLine.processField {
-                line.append(0x20)
-                line.append(contentsOf: key.utf8)
-                line.append(UInt8(ascii: "="))
-                line.append(contentsOf: (value.contains(" ") || value.contains("\"") || value.contains("=") ? JSON.quote(value) : value).utf8)
-            }
+            line.append(contentsOf: processText)
             line.append(0x0A)
         }
         line.withUnsafeBytes { sink.append($0) }

@@ -234,7 +234,7 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
         func text(_ range: Range<Int>?) -> String? { range.map { String(decoding: slice($0), as: UTF8.self) } }
         let target = slice(head.target)
         // A `token=` in a query (the dashboard's) is never recorded as sent.
-        let masked = target.count >= 6 && text(head.target)!.contains("token=") ? AccessLog.masked(text(head.target)!) : nil
+        let masked = Self.contains(target, "token=") ? AccessLog.masked(text(head.target)!) : nil
         if let events, let answers {
             let nanoseconds = (NIODeadline.now() - started).nanoseconds
             events.emit("http.request", scratch: answers.scratch) { body in
@@ -261,6 +261,19 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 write(target)
             }
         }
+    }
+
+    /// Whether `bytes` hold `needle` (a short ASCII literal).
+    static func contains(_ bytes: UnsafeRawBufferPointer, _ needle: StaticString) -> Bool {
+        let count = needle.utf8CodeUnitCount
+        guard bytes.count >= count else { return false }
+        let first = needle.utf8Start[0]
+        var index = 0
+        while index <= bytes.count - count {
+            if bytes[index] == first, memcmp(bytes.baseAddress! + index, needle.utf8Start, count) == 0 { return true }
+            index += 1
+        }
+        return false
     }
 
     private func writeOutput(context: ChannelHandlerContext) {
