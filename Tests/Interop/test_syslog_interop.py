@@ -24,8 +24,13 @@ from conftest import BIN, STARTED, Server
 def records(data_dir):
     found = []
     for path in sorted(glob.glob(f"{data_dir}/syslog/syslog-*.jsonl")):
-        with open(path) as f:
-            for line in f:
+        try:
+            with open(path) as f:
+                lines = f.readlines()
+        except FileNotFoundError:
+            continue  # rotated away (renamed or pruned) between the glob and the open
+        for line in lines:
+            if line.endswith("\n"):  # a line still being written is read on the next pass
                 found.append(json.loads(line))
     return found
 

@@ -33,6 +33,8 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let maximumHead: Int
     private let headerTimeout: TimeAmount
     private let accessLog: AccessLog
+    /// Whether requests are logged (log_level info or lower), looked up once.
+    private let logsRequests: Bool
     private let answersByLoop: FastAnswersByLoop
     private weak var front: HTTP1FrontHandler?
 
@@ -60,6 +62,7 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
         maximumHead = settings.maxHeaderBytes
         headerTimeout = .seconds(clamping: settings.headerTimeout)
         self.accessLog = accessLog
+        logsRequests = accessLog.logger.logLevel <= .info
         answersByLoop = answers
         self.front = front
     }
@@ -249,7 +252,7 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 if let referer = head.referer { body.text("referer", raw: slice(referer)) }
             }
         }
-        if accessLog.logger.logLevel <= .info, let answers {
+        if logsRequests, let answers {
             if peer == nil { peer = AccessLine.Peer(context.channel.remoteAddress) }
             func write(_ target: UnsafeRawBufferPointer) {
                 answers.accessLine.write(peer: peer!, isHead: head.isHead, target: target, http10: head.http10, status: status, bytes: sent,
