@@ -361,6 +361,7 @@ let package = Package(
                 "InetCore",
                 "InetSimple",
                 "InetHTTP",
+                "InetDNS",
                 "InetMail",
                 "InetSNMP",
                 "InetFTP",

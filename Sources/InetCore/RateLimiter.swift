@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Per-source token buckets for UDP answers, so InetKit's UDP services cannot be used to
@@ -89,5 +90,35 @@ struct SourceKey: Hashable {
         guard let key else { return nil }
         high = key.0
         low = key.1
+    }
+}
+
+/// Per-source token buckets shared by a service's event loops, for limits a service applies
+/// itself to some of its answers (SNMP's GETBULK responses, say), on top of the host's
+/// `udp_rate`. Thread-safe.
+public final class SharedSourceLimiter: Sendable {
+    public enum Decision: Sendable, Equatable {
+        case allow
+        /// The first refused after a run of allowed ones (worth one log line).
+        case startLimiting
+        case deny
+    }
+
+    private let limiter: NIOLockedValueBox<SourceRateLimiter>
+    /// Answers per second per source address (0: no limit).
+    public let rate: Double
+
+    public init(rate: Double, burst: Double, maximumSources: Int = 100_000) {
+        self.rate = rate
+        limiter = NIOLockedValueBox(SourceRateLimiter(rate: rate, burst: max(1, burst), maximumSources: maximumSources))
+    }
+
+    public func admit(_ source: SocketAddress?, now: NIODeadline = .now()) -> Decision {
+        guard rate > 0, let source, let key = SourceKey(source) else { return .allow }
+        switch limiter.withLockedValue({ $0.admit(key, now: now) }) {
+        case .allow: return .allow
+        case .startLimiting: return .startLimiting
+        case .deny: return .deny
+        }
     }
 }

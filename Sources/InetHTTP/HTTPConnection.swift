@@ -138,10 +138,13 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
     /// Whether the header timer starts with the connection (false: an `HTTPFastHandler` in
     /// front times the heads until it hands the connection over, `takeOver()`).
     private let armAtStart: Bool
+    /// Under TLS: no file regions (a file not in the cache is answered by the async path).
+    private let secure: Bool
     private var context: ChannelHandlerContext?
 
     init(lines: NIOLockedValueBox<[RequestLine]>, headerTimeout: TimeAmount, fastPath: StaticFastPath?, accessLog: AccessLog, gate: HTTPInputGate,
-         armAtStart: Bool = true) {
+         armAtStart: Bool = true, secure: Bool = false) {
+        self.secure = secure
         self.lines = lines
         self.headerTimeout = headerTimeout
         self.fastPath = fastPath
@@ -228,8 +231,12 @@ final class HTTP1FrontHandler: ChannelDuplexHandler {
             timer?.cancel()
             timer = nil
             if outstanding == 0, let fastPath, let answer = fastPath.answer(head) {
-                pending = (head, answer, NIODeadline.now())
-                return
+                if secure, case .file(let handle, _) = answer.body {
+                    try? handle.close()
+                } else {
+                    pending = (head, answer, NIODeadline.now())
+                    return
+                }
             }
             outstanding += 1
             let line = RequestLine(version: head.version, keepAlive: head.isKeepAlive)
@@ -328,6 +335,8 @@ struct HTTPConnection: Sendable {
     let fastPath: StaticFastPath?
     /// The fast handler's answers, per event loop (nil: no fast handler, e.g. the file cache off).
     var fastAnswers: FastAnswersByLoop? = nil
+    /// Behind a TLS handler (HTTPS's HTTP/1.1): bodies as bytes, never file regions.
+    var secure = false
 
     func setup(_ channel: any Channel, logger: Logger) -> EventLoopFuture<ConnectionTask> {
         channel.eventLoop.makeCompletedFuture {
@@ -339,11 +348,11 @@ struct HTTPConnection: Sendable {
             let gate = HTTPInputGate()
             let front = HTTP1FrontHandler(
                 lines: lines, headerTimeout: .seconds(clamping: settings.headerTimeout),
-                fastPath: fastPath, accessLog: accessLog, gate: gate, armAtStart: fastAnswers == nil)
+                fastPath: fastPath, accessLog: accessLog, gate: gate, armAtStart: fastAnswers == nil, secure: secure)
             // First the fast handler, which answers static files until a request needs more;
             // then the full pipeline it hands the connection to.
             if let fastAnswers {
-                try sync.addHandler(HTTPFastHandler(settings: settings, accessLog: accessLog, answers: fastAnswers, front: front))
+                try sync.addHandler(HTTPFastHandler(settings: settings, accessLog: accessLog, answers: fastAnswers, front: front, secure: secure))
             }
             // In front of the decoder that configureHTTPServerPipeline adds.
             try sync.addHandler(gate)
@@ -353,11 +362,48 @@ struct HTTPConnection: Sendable {
                 withDecoderLimitConfiguration: limits)
             gate.front = front
             try sync.addHandler(front)
-            try sync.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try sync.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
             let async = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                 wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
             return ConnectionTask { await serve(async, lines: lines, logger: logger) }
         }
+    }
+
+    /// The answer to a request past the service's limits (413 past `max_body_bytes`, 414 past
+    /// `max_uri_bytes`), or nil. The same over HTTP/1.x, TLS and HTTP/2.
+    static func refusal(_ head: HTTPRequest, bodyTooLarge: Bool, settings: HTTPSettings) -> Response? {
+        if bodyTooLarge || (head.headerFields[.contentLength].flatMap(Int.init) ?? 0) > settings.maxBodyBytes {
+            return HTTPErrors.page(.contentTooLarge, "The request body is larger than \(settings.maxBodyBytes) bytes.")
+        }
+        if (head.path ?? "").utf8.count > settings.maxURIBytes {
+            return HTTPErrors.page(.uriTooLong, "The request target is longer than \(settings.maxURIBytes) bytes.")
+        }
+        // HTTP/1's decoder refuses a larger head before this (431 from the parser's error);
+        // HTTP/2's HPACK decoder takes up to its advertised 16 KiB list.
+        var headBytes = 0
+        for field in head.headerFields {
+            headBytes += field.name.rawName.utf8.count + field.value.utf8.count + 4
+        }
+        if headBytes > settings.maxHeaderBytes {
+            return HTTPErrors.page(.requestHeaderFieldsTooLarge, "The request head is larger than \(settings.maxHeaderBytes) bytes.")
+        }
+        return nil
+    }
+
+    /// `refusal` for a request whose body is a stream (HTTP/2): the body is read and counted,
+    /// up to the limit.
+    static func refusal(_ request: Request, settings: HTTPSettings) async -> Response? {
+        if let refused = refusal(request.head, bodyTooLarge: false, settings: settings) { return refused }
+        var bodyBytes = 0
+        do {
+            for try await chunk in request.body {
+                bodyBytes += chunk.readableBytes
+                if bodyBytes > settings.maxBodyBytes { return refusal(request.head, bodyTooLarge: true, settings: settings) }
+            }
+        } catch {
+            return HTTPErrors.page(.badRequest, "The request body could not be read.")
+        }
+        return nil
     }
 
     private func serve(_ connection: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, lines: NIOLockedValueBox<[RequestLine]>, logger: Logger) async {
@@ -386,11 +432,9 @@ struct HTTPConnection: Sendable {
                         }
                         let started = NIODeadline.now()
                         var response: Response
-                        if tooLarge || (head.headerFields[.contentLength].flatMap(Int.init) ?? 0) > settings.maxBodyBytes {
-                            response = HTTPErrors.page(.contentTooLarge, "The request body is larger than \(settings.maxBodyBytes) bytes.")
-                            tooLarge = true
-                        } else if (head.path ?? "").utf8.count > settings.maxURIBytes {
-                            response = HTTPErrors.page(.uriTooLong, "The request target is longer than \(settings.maxURIBytes) bytes.")
+                        if let refused = Self.refusal(head, bodyTooLarge: tooLarge, settings: settings) {
+                            response = refused
+                            tooLarge = tooLarge || refused.status == .contentTooLarge
                         } else {
                             response = await responder(Request(head: head, body: RequestBody(buffer: ByteBuffer())), channel)
                         }

@@ -8,6 +8,8 @@ import Logging
 import NIOCore
 import NIOSSL
 import NIOHTTP1
+import NIOHTTP2
+import NIOTLS
 
 /// HTTPS on port 443: the same site and status pages as `http` (its options, wherever
 /// `services.https` does not give its own), over TLS, with HTTP/2
@@ -24,7 +26,11 @@ public struct HTTPSService: InetConnectionTaskService {
 
     let settings: HTTPSettings
     let site: Site
-    let channel: HTTP2UpgradeChannel
+    let sslContext: NIOSSLContext
+    /// HTTP/1.1 over TLS: the plain service's connection (fast handler, llhttp, limits, replies).
+    let http1: HTTPConnection
+    /// HTTP/2 (ALPN "h2"): Hummingbird's multiplexer, answering through the same site and limits.
+    let http2: HTTP2Channel
 
     init(settings: HTTPSettings, tls: TLSConfiguration, host: HostDirectory, options: ServiceOptions) throws(ConfigError) {
         self.settings = settings
@@ -32,29 +38,37 @@ public struct HTTPSService: InetConnectionTaskService {
         let site = Site(settings: settings, host: host, logger: logger)
         self.site = site
         let accessLog = AccessLog(logger: logger)
+        var tls = tls
+        tls.applicationProtocols = ["h2", "http/1.1"]
         do {
-            // Over TLS, Hummingbird's HTTP/1 and HTTP/2 channels carry the requests; give them the
-            // service's limits: header sizes, and header_timeout as their idle timeout.
-            let idle = TimeAmount.seconds(clamping: settings.headerTimeout)
-            let configuration = HTTP2ChannelConfiguration(
-                idleTimeout: .nanoseconds(idle.nanoseconds),
-                streamConfiguration: .init(
-                    idleTimeout: idle,
-                    httpDecoderConfiguration: .init(maxHeaderFieldSize: settings.maxHeaderBytes, maxHeaderListSize: settings.maxHeaderBytes)))
-            channel = try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: configuration) { request, writer, channel in
-                let started = NIODeadline.now()
-                let response = await site.respond(request, channel: channel)
-                // An HTTP/2 stream is a child of the connection's channel.
-                let version: HTTPVersion = channel.parent?.parent != nil ? .init(major: 2, minor: 0) : .http1_1
-                try await writer.write(response)
-                accessLog.record(peer: channel.remoteAddress ?? channel.parent?.remoteAddress, head: request.head, version: version,
-                                 status: response.status.code,
-                                 bytes: request.method == .head ? 0 : response.headers[.contentLength].flatMap(Int.init) ?? 0,
-                                 started: started, events: ConnectionEvents.of(channel))
-            }
+            sslContext = try NIOSSLContext(configuration: tls)
         } catch {
             throw options.error("cert", "cannot set up TLS: \(error)")
         }
+        http1 = HTTPConnection(settings: settings, responder: site.respond, accessLog: accessLog, fastPath: site.fastPath,
+                               fastAnswers: site.fastAnswers, secure: true)
+        // HTTP/2 streams get the service's limits too: header sizes, header_timeout as the idle
+        // timeout, and max_uri_bytes / max_body_bytes answered as over HTTP/1.1 (414, 413).
+        let idle = TimeAmount.seconds(clamping: settings.headerTimeout)
+        let configuration = HTTP2ChannelConfiguration(
+            idleTimeout: .nanoseconds(idle.nanoseconds),
+            streamConfiguration: .init(
+                idleTimeout: idle,
+                httpDecoderConfiguration: .init(maxHeaderFieldSize: settings.maxHeaderBytes, maxHeaderListSize: settings.maxHeaderBytes)))
+        http2 = HTTP2Channel(responder: { request, writer, channel in
+            let started = NIODeadline.now()
+            var response: Response
+            if let refused = await HTTPConnection.refusal(request, settings: settings) {
+                response = refused
+            } else {
+                response = await site.respond(Request(head: request.head, body: RequestBody(buffer: ByteBuffer())), channel: channel)
+            }
+            try await writer.write(response)
+            accessLog.record(peer: channel.parent?.remoteAddress ?? channel.remoteAddress, head: request.head, version: .init(major: 2, minor: 0),
+                             status: response.status.code,
+                             bytes: request.method == .head ? 0 : response.headers[.contentLength].flatMap(Int.init) ?? 0,
+                             started: started, events: ConnectionEvents.of(channel.parent ?? channel))
+        }, configuration: configuration)
     }
 
     public func drainConnections() {
@@ -65,10 +79,42 @@ public struct HTTPSService: InetConnectionTaskService {
         try HTTPService(settings: settings, host: HostDirectory()).prepare()
     }
 
+    /// What ALPN chose, once the pipeline for it is in place.
+    enum Negotiated: Sendable {
+        case http1(ConnectionTask)
+        case http2(HTTP2Channel.Value)
+    }
+
+    /// TLS first; once the handshake has chosen a protocol (ALPN: "h2", else HTTP/1.1), the
+    /// pipeline for it. A client has `header_timeout` to finish the handshake.
     public func setupConnection(_ channel: any Channel, logger: Logger) -> EventLoopFuture<ConnectionTask> {
-        let upgrade = self.channel
-        return upgrade.setup(channel: channel, logger: logger).map { value in
-            ConnectionTask { await upgrade.handle(value: value, logger: logger) }
+        let (http1, http2) = (self.http1, self.http2)
+        return channel.eventLoop.makeCompletedFuture {
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+            let alpn = NIOTypedApplicationProtocolNegotiationHandler<Negotiated> { result in
+                switch result {
+                case .negotiated("h2"):
+                    return http2.setup(channel: channel, logger: logger).map { .http2($0) }
+                case .negotiated("http/1.1"), .fallback:
+                    return http1.setup(channel, logger: logger).map { .http1($0) }
+                case .negotiated:
+                    return channel.close().flatMapThrowing { throw NIOHTTP2Errors.invalidALPNToken() }
+                }
+            }
+            try sync.addHandler(alpn)
+            let handshake = channel.eventLoop.scheduleTask(in: .seconds(clamping: settings.headerTimeout)) {
+                channel.close(promise: nil)
+            }
+            let negotiated = alpn.protocolNegotiationResult
+            negotiated.whenComplete { _ in handshake.cancel() }
+            return ConnectionTask {
+                switch try? await negotiated.get() {
+                case .http1(let task): await task.run()
+                case .http2(let value): await http2.handle(value: value, logger: logger)
+                case nil: try? await channel.close()
+                }
+            }
         }
     }
 }

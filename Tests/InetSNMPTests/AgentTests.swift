@@ -52,6 +52,26 @@ final class AgentTests: XCTestCase {
         if case .timeTicks = try XCTUnwrap(try ask(.getRequest, [[1, 3, 6, 1, 2, 1, 1, 3, 0]])).varbinds[0].value {} else { XCTFail("sysUpTime") }
     }
 
+    func testGetBulkHasAStrictLimitPerSourceAndGetsDoNot() throws {
+        agent = SNMPAgent(communities: agent.communities, system: agent.system, host: HostDirectory(), maximumMessageSize: 1472,
+                          bulkLimiter: SharedSourceLimiter(rate: 1, burst: 2))
+        let sysGroup: OID = [1, 3, 6, 1, 2, 1, 1]
+        XCTAssertNotNil(try ask(.getBulkRequest, [sysGroup], maxRepetitions: 5))
+        XCTAssertNotNil(try ask(.getBulkRequest, [sysGroup], maxRepetitions: 5))
+        XCTAssertNil(try ask(.getBulkRequest, [sysGroup], maxRepetitions: 5), "past the burst: dropped")
+        XCTAssertNil(try ask(.getBulkRequest, [sysGroup], maxRepetitions: 5))
+        XCTAssertNotNil(try ask(.getBulkRequest, [sysGroup], maxRepetitions: 5, from: "127.0.0.2"), "another source has its own bucket")
+        for _ in 0..<20 {
+            XCTAssertNotNil(try ask(.getRequest, [sysName]), "GETs are not limited by bulk_rate")
+            XCTAssertNotNil(try ask(.getNextRequest, [sysGroup]))
+        }
+        var note = SNMPExchangeNote()
+        let request = SNMPMessage(version: .v2c, community: Array("public".utf8),
+                                  pdu: PDU(type: .getBulkRequest, requestID: 7, errorStatus: 0, errorIndex: 5, varbinds: [VarBind(sysGroup, .null)]))
+        XCTAssertNil(agent.respond(to: request.encode(), from: try SocketAddress(ipAddress: "127.0.0.1", port: 5000), note: &note))
+        XCTAssertEqual(note.dropped, "GETBULK rate limit", "the event says why")
+    }
+
     func testGetNextWalksInOrderAndEnds() throws {
         let first = try XCTUnwrap(try ask(.getNextRequest, [[1, 3, 6, 1, 2, 1, 1]]))
         XCTAssertEqual(first.varbinds[0].oid, sysDescr)

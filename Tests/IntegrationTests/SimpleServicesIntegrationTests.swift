@@ -1,4 +1,6 @@
 import InetCore
+import InetDNS
+import InetHTTP
 import InetFTP
 import InetMail
 import InetNTP
@@ -228,14 +230,15 @@ final class ShippedFilesTests: XCTestCase {
         let catalog = SimpleServices.catalog + [FTPService.descriptor, SMTPService.descriptor, POP3Service.descriptor, SNMPService.descriptor,
                                                 NTPService.descriptor, FingerService.descriptor, IdentService.descriptor,
                                                 SMTPService.implicitTLSDescriptor, POP3Service.implicitTLSDescriptor, FTPService.implicitTLSDescriptor,
-                                                TFTPService.descriptor, SyslogService.descriptor]
+                                                TFTPService.descriptor, SyslogService.descriptor,
+                                                DNSService.descriptor, HTTPService.descriptor, HTTPSService.descriptor]
         var config = try HostConfig.parse(yaml: text, file: path, catalog: catalog)
         XCTAssertEqual(config.dataDirectory, "/var/lib/inetkit")
         // What `inetkit serve` does first: the generated certificate in the data folder.
         config.dataDirectory = NSTemporaryDirectory() + "inetkit-contrib-\(getpid())"
         _ = try DefaultCertificate.ensure(dataDirectory: config.dataDirectory, names: ["localhost"])
         let plan = try HostPlan.make(config: config, overrides: HostOverrides(), catalog: catalog, canBindPrivilegedPorts: true)
-        XCTAssertEqual(plan.services.filter(\.enabled).count, 18)
+        XCTAssertEqual(plan.services.filter(\.enabled).count, 21)
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "chargen" }?.limits.udpRate, 10)
         let syslog = try XCTUnwrap(plan.services.first { $0.descriptor.name == "syslog" })
         XCTAssertEqual(syslog.limits.udpRate, 0, "syslog answers nothing: no per-source limit by default")
@@ -244,6 +247,7 @@ final class ShippedFilesTests: XCTestCase {
         // The services with their own defaults keep them in the example, whose limits: block names every key.
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "snmp" }?.limits.udpRate, 2000)
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "ntp" }?.limits.udpRate, 10)
+        XCTAssertEqual(plan.services.first { $0.descriptor.name == "dns" }?.limits.udpRate, 0, "DNS limits by RRL instead")
         XCTAssertEqual((syslog.service as? SyslogService)?.store.settings.directory, config.dataDirectory + "/syslog")
         XCTAssertEqual(config.limits, Limits(), "the example shows the defaults")
     }

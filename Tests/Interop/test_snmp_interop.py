@@ -263,3 +263,24 @@ def test_notifications_cold_start_and_service_stopped(agent):
     assert 'STRING: "daytime"' in agent.traps.text()
     agent.write_config(text)
     agent.signal(signal.SIGHUP)
+
+
+def test_getbulk_keeps_a_strict_limit_per_source_and_gets_do_not():
+    """GETBULK, whose answer can be thirty times its request, has its own per-source limit
+    (bulk_rate, bulk_burst); GETs go on being answered past it; the drop is logged once."""
+    s = Server("""bind: [127.0.0.1]
+services:
+  snmp: { port: 0, bulk_rate: 0.5, bulk_burst: 2 }
+""", args=["--services", "snmp"])
+    try:
+        target = f"127.0.0.1:{s.port('snmp', 'udp')}"
+        answered = [snmp("snmpbulkget", "-v2c", "-c", "public", "-r0", "-t", "0.5", "-Cr3", target, "1.3.6.1.2.1.1",
+                         check=False).returncode == 0 for _ in range(4)]
+        assert answered == [True, True, False, False], answered
+        for _ in range(10):
+            got = snmp("snmpget", "-v2c", "-c", "public", "-r0", "-t", "1", "-On", target, "1.3.6.1.2.1.1.5.0")
+            assert ".1.3.6.1.2.1.1.5.0 = STRING" in got.stdout
+    finally:
+        s.stop()
+    log = s.read_stderr()
+    assert log.count("GETBULK rate limit: dropping") == 1, log[-2000:]

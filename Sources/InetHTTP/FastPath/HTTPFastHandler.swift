@@ -37,6 +37,9 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let logsRequests: Bool
     private let answersByLoop: FastAnswersByLoop
     private weak var front: HTTP1FrontHandler?
+    /// Under TLS (NIOSSL takes bytes, not file regions): files not in the cache go to the full
+    /// pipeline, which streams them in chunks.
+    private let secure: Bool
 
     private var answers: FastAnswers?
     private var events: ConnectionEvents?
@@ -57,7 +60,8 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// File responses (sendfile) not yet written: the next head is timed from their end.
     private var filesInFlight = 0
 
-    init(settings: HTTPSettings, accessLog: AccessLog, answers: FastAnswersByLoop, front: HTTP1FrontHandler) {
+    init(settings: HTTPSettings, accessLog: AccessLog, answers: FastAnswersByLoop, front: HTTP1FrontHandler, secure: Bool = false) {
+        self.secure = secure
         maximumTarget = settings.maxURIBytes
         maximumHead = settings.maxHeaderBytes
         headerTimeout = .seconds(clamping: settings.headerTimeout)
@@ -186,7 +190,7 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let bodyBytes = head.isHead || notModified ? 0 : answer.size
         var file: NIOFileHandle?
         if bodyBytes > 0, case .file(let path, _) = answer.body {
-            guard let handle = try? NIOFileHandle(_deprecatedPath: path) else { return false }
+            guard !secure, let handle = try? NIOFileHandle(_deprecatedPath: path) else { return false }
             file = handle
         }
         let statusHead = notModified ? answer.notModifiedHead : answer.okHead

@@ -146,10 +146,15 @@ final class SNMPAgent: Sendable {
     let description: String
     /// Largest response this agent sends (bytes of the whole message).
     let maximumMessageSize: Int
+    /// GETBULK answers per source address (`bulk_rate`, `bulk_burst`): a GETBULK response can
+    /// be thirty times its request, the amplification a forged source would want.
+    let bulkLimiter: SharedSourceLimiter
     let logger = Logger(label: "inetkit.snmp")
     private let interfaceCache = NIOLockedValueBox<(time: Double, interfaces: [NetworkInterface])>((-1, []))
 
-    init(communities: [Community], system: SystemStrings, host: HostDirectory, maximumMessageSize: Int) {
+    init(communities: [Community], system: SystemStrings, host: HostDirectory, maximumMessageSize: Int,
+         bulkLimiter: SharedSourceLimiter = SharedSourceLimiter(rate: 0, burst: 1)) {
+        self.bulkLimiter = bulkLimiter
         self.communities = communities
         self.system = system
         self.host = host
@@ -277,6 +282,19 @@ final class SNMPAgent: Sendable {
             return nil
         }
         note.communityAccepted = true
+        if message.pdu.type == .getBulkRequest {
+            switch bulkLimiter.admit(source) {
+            case .allow: break
+            case .startLimiting:
+                logger.warning("GETBULK rate limit: dropping", metadata: [
+                    "peer": "\(source?.ipAddress ?? "?")", "bulk_rate": "\(bulkLimiter.rate)"])
+                note.dropped = "GETBULK rate limit"
+                return nil
+            case .deny:
+                note.dropped = "GETBULK rate limit"
+                return nil
+            }
+        }
         guard let response = respond(to: message, access: community.access) else { return nil }
         if response.pdu.errorStatus != 0 {
             note.error = ErrorStatus(rawValue: response.pdu.errorStatus).map { "\($0)" } ?? "\(response.pdu.errorStatus)"

@@ -15,7 +15,7 @@ import Synchronization
 public struct SNMPService: InetService {
     public static let descriptor = ServiceDescriptor(
         name: "snmp", wellKnownPort: 161, transports: [.udp],
-        optionKeys: ["communities", "contact", "location", "name", "max_message_size", "trap_sinks", "state_file"],
+        optionKeys: ["communities", "contact", "location", "name", "max_message_size", "trap_sinks", "state_file", "bulk_rate", "bulk_burst"],
         summary: "an SNMP v1/v2c agent for the host and its services (RFC 1157, 3416)",
         defaultUDPRate: (rate: 2000, burst: 4000)
     ) { options throws(ConfigError) in
@@ -51,8 +51,13 @@ public struct SNMPService: InetService {
             name: try options.string("name") ?? systemHostName(),
             location: try options.string("location") ?? "")
         let stateFile = try options.path("state_file", default: "snmp/system.conf")
+        // GETBULK, the amplifying request, keeps a strict per-source limit of its own (GET and
+        // GETNEXT answers are about their requests' size: the service's udp_rate covers them).
+        let bulkRate = try options.reader?.seconds("bulk_rate", range: 0...1_000_000) ?? 100
+        let bulkBurst = try options.reader?.seconds("bulk_burst", range: 1...1_000_000) ?? max(1, bulkRate * 2)
         agent = SNMPAgent(communities: communities, system: SystemStrings(defaults: defaults, file: stateFile),
-                          host: options.host, maximumMessageSize: size)
+                          host: options.host, maximumMessageSize: size,
+                          bulkLimiter: SharedSourceLimiter(rate: bulkRate, burst: bulkBurst))
         var sinks: [TrapSink] = []
         for text in try options.reader?.stringList("trap_sinks") ?? [] {
             guard let sink = TrapSink(text) else {
