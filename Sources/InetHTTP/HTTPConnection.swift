@@ -379,29 +379,13 @@ struct HTTPConnection: Sendable {
             return HTTPErrors.page(.uriTooLong, "The request target is longer than \(settings.maxURIBytes) bytes.")
         }
         // HTTP/1's decoder refuses a larger head before this (431 from the parser's error);
-        // HTTP/2's HPACK decoder takes up to its advertised 16 KiB list.
+        // HTTP/2's HPACK decoder takes up to the list size the server advertised.
         var headBytes = 0
         for field in head.headerFields {
             headBytes += field.name.rawName.utf8.count + field.value.utf8.count + 4
         }
         if headBytes > settings.maxHeaderBytes {
             return HTTPErrors.page(.requestHeaderFieldsTooLarge, "The request head is larger than \(settings.maxHeaderBytes) bytes.")
-        }
-        return nil
-    }
-
-    /// `refusal` for a request whose body is a stream (HTTP/2): the body is read and counted,
-    /// up to the limit.
-    static func refusal(_ request: Request, settings: HTTPSettings) async -> Response? {
-        if let refused = refusal(request.head, bodyTooLarge: false, settings: settings) { return refused }
-        var bodyBytes = 0
-        do {
-            for try await chunk in request.body {
-                bodyBytes += chunk.readableBytes
-                if bodyBytes > settings.maxBodyBytes { return refusal(request.head, bodyTooLarge: true, settings: settings) }
-            }
-        } catch {
-            return HTTPErrors.page(.badRequest, "The request body could not be read.")
         }
         return nil
     }

@@ -29,8 +29,8 @@ public struct HTTPSService: InetConnectionTaskService {
     let sslContext: NIOSSLContext
     /// HTTP/1.1 over TLS: the plain service's connection (fast handler, llhttp, limits, replies).
     let http1: HTTPConnection
-    /// HTTP/2 (ALPN "h2"): Hummingbird's multiplexer, answering through the same site and limits.
-    let http2: HTTP2Channel
+    /// HTTP/2 (ALPN "h2"): cached files from the frames, the rest through the same site and limits.
+    let http2: HTTP2Connection
 
     init(settings: HTTPSettings, tls: TLSConfiguration, host: HostDirectory, options: ServiceOptions) throws(ConfigError) {
         self.settings = settings
@@ -47,28 +47,7 @@ public struct HTTPSService: InetConnectionTaskService {
         }
         http1 = HTTPConnection(settings: settings, responder: site.respond, accessLog: accessLog, fastPath: site.fastPath,
                                fastAnswers: site.fastAnswers, secure: true)
-        // HTTP/2 streams get the service's limits too: header sizes, header_timeout as the idle
-        // timeout, and max_uri_bytes / max_body_bytes answered as over HTTP/1.1 (414, 413).
-        let idle = TimeAmount.seconds(clamping: settings.headerTimeout)
-        let configuration = HTTP2ChannelConfiguration(
-            idleTimeout: .nanoseconds(idle.nanoseconds),
-            streamConfiguration: .init(
-                idleTimeout: idle,
-                httpDecoderConfiguration: .init(maxHeaderFieldSize: settings.maxHeaderBytes, maxHeaderListSize: settings.maxHeaderBytes)))
-        http2 = HTTP2Channel(responder: { request, writer, channel in
-            let started = NIODeadline.now()
-            var response: Response
-            if let refused = await HTTPConnection.refusal(request, settings: settings) {
-                response = refused
-            } else {
-                response = await site.respond(Request(head: request.head, body: RequestBody(buffer: ByteBuffer())), channel: channel)
-            }
-            try await writer.write(response)
-            accessLog.record(peer: channel.parent?.remoteAddress ?? channel.remoteAddress, head: request.head, version: .init(major: 2, minor: 0),
-                             status: response.status.code,
-                             bytes: request.method == .head ? 0 : response.headers[.contentLength].flatMap(Int.init) ?? 0,
-                             started: started, events: ConnectionEvents.of(channel.parent ?? channel))
-        }, configuration: configuration)
+        http2 = HTTP2Connection(settings: settings, responder: site.respond, accessLog: accessLog, fastAnswers: site.fastAnswers)
     }
 
     public func drainConnections() {
@@ -82,7 +61,7 @@ public struct HTTPSService: InetConnectionTaskService {
     /// What ALPN chose, once the pipeline for it is in place.
     enum Negotiated: Sendable {
         case http1(ConnectionTask)
-        case http2(HTTP2Channel.Value)
+        case http2(ConnectionTask)
     }
 
     /// TLS first; once the handshake has chosen a protocol (ALPN: "h2", else HTTP/1.1), the
@@ -95,7 +74,7 @@ public struct HTTPSService: InetConnectionTaskService {
             let alpn = NIOTypedApplicationProtocolNegotiationHandler<Negotiated> { result in
                 switch result {
                 case .negotiated("h2"):
-                    return http2.setup(channel: channel, logger: logger).map { .http2($0) }
+                    return http2.setup(channel, logger: logger).map { .http2($0) }
                 case .negotiated("http/1.1"), .fallback:
                     return http1.setup(channel, logger: logger).map { .http1($0) }
                 case .negotiated:
@@ -111,7 +90,7 @@ public struct HTTPSService: InetConnectionTaskService {
             return ConnectionTask {
                 switch try? await negotiated.get() {
                 case .http1(let task): await task.run()
-                case .http2(let value): await http2.handle(value: value, logger: logger)
+                case .http2(let task): await task.run()
                 case nil: try? await channel.close()
                 }
             }

@@ -23,6 +23,8 @@ def tls_site():
     os.makedirs(root)
     with open(os.path.join(root, "index.html"), "w") as f:
         f.write("<h1>secure</h1>\n")
+    with open(os.path.join(root, "one.html"), "w") as f:
+        f.write("x" * 1024)
     # Larger than the file cache takes: over plain HTTP it would go by sendfile.
     with open(os.path.join(root, "big.bin"), "wb") as f:
         f.write(os.urandom(3 << 20))
@@ -138,3 +140,98 @@ def test_a_client_that_never_finishes_the_handshake_is_closed(tls_site):
         started = time.time()
         assert raw.recv(100) == b""
         assert time.time() - started < 6
+
+
+def h2load(url, *args):
+    out = subprocess.run(["h2load", *args, url], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+@pytest.mark.parametrize("path,count", [("/one.html", 3000), ("/", 1000), ("/_inetkit/status.json", 300), ("/big.bin", 20)])
+def test_h2load_gets_every_answer_whole(tls_site, path, count):
+    """Cached files are answered from the connection's frames, the rest by a stream of the full
+    server; both at once over multiplexed streams, every answer complete."""
+    out = h2load(tls_site.base + path, "-c", "4", "-m", "10", "-n", str(count))
+    assert f"requests: {count} total, {count} started, {count} done, {count} succeeded" in out, out
+    assert f"status codes: {count} 2xx, 0 3xx, 0 4xx, 0 5xx" in out, out
+
+
+def test_http2_answers_are_those_of_http1(tls_site):
+    """The same fields and body over HTTP/2 from the frames as over HTTP/1.1, and 304 for the
+    ETag sent back."""
+    def head(version):
+        out = subprocess.run(["curl", "-s", "--cacert", f"{tls_site.certdir}/cert.pem", version, "-D", "-", "-o", "/dev/null",
+                              tls_site.base + "/one.html"], capture_output=True, text=True, timeout=30)
+        return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in out.stdout.splitlines()[1:] if ":" in line)}
+    h1, h2 = head("--http1.1"), head("--http2")
+    for field in ("content-length", "etag", "last-modified", "content-type", "server", "accept-ranges"):
+        assert h1[field] == h2[field], (field, h1, h2)
+    body, status = curl(tls_site, "--http2", "/one.html", "-H", f"If-None-Match: {h2['etag']}")
+    assert status == "2 304" and body == b""
+    body, status = curl(tls_site, "--http2", "/one.html?v=1")
+    assert status == "2 200" and body == b"x" * 1024
+
+
+def worker_rss_kib(server):
+    """RSS of the host's processes (the supervisor and its workers)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+            if int(entry) != server.proc.pid and int(stat.rsplit(")", 1)[1].split()[1]) != server.proc.pid:
+                continue
+            total += int(re.search(r"VmRSS:\s+(\d+) kB", open(f"/proc/{entry}/status").read()).group(1))
+        except (OSError, AttributeError):
+            continue
+    return total
+
+
+def test_an_http2_client_that_asks_and_never_reads_is_not_read_either(tls_site):
+    """A client that opens the flow-control windows wide, then sends requests for a cached file
+    without ever reading: the server stops taking frames once its output waits, so the client
+    cannot push more than the socket buffers hold, and the server does not grow."""
+    import struct
+    import time
+    import hpack
+
+    def frame(kind, flags, stream, payload):
+        return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+    context = ssl.create_default_context(cafile=f"{tls_site.certdir}/cert.pem")
+    context.set_alpn_protocols(["h2"])
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", tls_site.port("https")))
+    tls = context.wrap_socket(raw, server_hostname="localhost")
+    assert tls.selected_alpn_protocol() == "h2"
+    curl(tls_site, "--http2", "/one.html")  # warm: the answer cached on every loop it may land on
+    before = worker_rss_kib(tls_site)
+    tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, struct.pack(">HI", 4, 2**31 - 1)) + frame(4, 1, 0, b"")
+                + frame(8, 0, 0, struct.pack(">I", 2**31 - 1 - 65535)))
+    encoder = hpack.Encoder()
+    tls.settimeout(1.0)
+    sent = 0
+    stream = 1
+    deadline = time.time() + 8
+    try:
+        while time.time() < deadline and stream < 2**31 - 2000:
+            batch = b""
+            for _ in range(500):
+                block = encoder.encode([(":method", "GET"), (":scheme", "https"), (":authority", "localhost"), (":path", "/one.html")])
+                batch += frame(1, 0x5, stream, block)
+                stream += 2
+            tls.sendall(batch)
+            sent += len(batch)
+    except (socket.timeout, ssl.SSLError, OSError):
+        pass
+    after = worker_rss_kib(tls_site)
+    print(f"\nh2 client sent {sent / 1024:.0f} KiB of requests ({(stream - 1) // 2} streams); "
+          f"host RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB")
+    assert sent < 16 << 20, f"the server kept reading: {sent} bytes of requests went in"
+    assert after - before < 32 * 1024, f"RSS grew by {(after - before) / 1024:.1f} MiB"
+    # Everyone else is served meanwhile.
+    assert curl(tls_site, "--http2", "/one.html")[1] == "2 200"
+    tls.close()

@@ -23,6 +23,8 @@ final class FastAnswer {
     let eTag: [UInt8]
     let body: Body
     let size: Int
+    /// The same fields for HTTP/2 (lower-case names; no :status, no date).
+    let http2Fields: [(String, String)]
 
     init(body: Body, size: Int, eTag: String, lastModified: String, contentType: String?) {
         self.body = body
@@ -30,6 +32,10 @@ final class FastAnswer {
         self.eTag = Array(eTag.utf8)
         var fields = "Content-Length: \(size)\r\nLast-Modified: \(lastModified)\r\nETag: \(eTag)\r\nAccept-Ranges: bytes\r\n"
         if let contentType { fields += "Content-Type: \(contentType)\r\n" }
+        var http2 = [("content-length", String(size)), ("last-modified", lastModified), ("etag", eTag), ("accept-ranges", "bytes")]
+        if let contentType { http2.append(("content-type", contentType)) }
+        http2.append(("server", "InetKit"))
+        http2Fields = http2
         fields += "Server: InetKit\r\n"
         okHead = Array(("HTTP/1.1 200 OK\r\n" + fields).utf8)
         notModifiedHead = Array(("HTTP/1.1 304 Not Modified\r\n" + fields).utf8)
@@ -66,6 +72,8 @@ final class FastAnswers {
     private var answers: [String: (second: Int, answer: FastAnswer?)] = [:]
     private var dateSecond = -1
     private(set) var dateField: [UInt8] = []
+    private var dateValueSecond = -1
+    private var dateValueText = ""
     let scratch = EventScratch()
     let accessLine = AccessLine()
 
@@ -80,6 +88,15 @@ final class FastAnswers {
             dateField = Array("Date: \(NIOLockedValueBoxCache.format(second))\r\n".utf8)
         }
         return dateField
+    }
+
+    /// The Date value of the current second, as a string (for HTTP/2).
+    func dateValue(now second: Int) -> String {
+        if second != dateValueSecond {
+            dateValueSecond = second
+            dateValueText = NIOLockedValueBoxCache.format(second)
+        }
+        return dateValueText
     }
 
     /// The answer for a request path (raw, before percent-decoding), or nil when the full
