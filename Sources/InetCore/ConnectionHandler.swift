@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 
@@ -114,8 +117,14 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         noteWritten(context: context)
         if outcome == nil {
-            outcome = "error: \(error)"
-            failed = true
+            if let error = error as? IOError, error.errnoCode == ECONNRESET || error.errnoCode == EPIPE {
+                // The client closed without a goodbye (curl over HTTP/2 does, after its last
+                // stream): not the server's error.
+                outcome = "reset by peer"
+            } else {
+                outcome = "error: \(error)"
+                failed = true
+            }
         }
         context.close(promise: nil)
     }
