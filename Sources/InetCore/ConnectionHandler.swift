@@ -140,7 +140,7 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
             var line = LogLine(level: .info, message: "connection")
             line.field("bytes_in", bytesIn)
             line.field("bytes_out", bytesOut)
-            line.field("duration_ms", LogLine.milliseconds(since: started))
+            line.field("duration_ms", millisecondsSince: started)
             line.field("outcome", outcome ?? "closed by peer")
             line.field("peer", peer)
             line.field("service", counters.service)

@@ -268,21 +268,116 @@ public struct LogLine {
         json = Self.format == .json
         bytes = []
         bytes.reserveCapacity(256)
-        let time = InetLogHandler.timestamp()
         if json {
             bytes.append(contentsOf: #"{"time":""#.utf8)
-            bytes.append(contentsOf: time.utf8)
+            Self.appendTimestamp(to: &bytes)
             bytes.append(contentsOf: #"","level":""#.utf8)
             bytes.append(contentsOf: level.rawValue.utf8)
             bytes.append(contentsOf: #"","msg":"#.utf8)
             bytes.append(contentsOf: JSON.quote(message).utf8)
         } else {
-            bytes.append(contentsOf: time.utf8)
+            Self.appendTimestamp(to: &bytes)
             bytes.append(0x20)
-            bytes.append(contentsOf: level.rawValue.uppercased().utf8)
+            bytes.append(contentsOf: Self.upperCased[level] ?? [])
             bytes.append(0x20)
             bytes.append(contentsOf: message.utf8)
         }
+    }
+
+    private static let upperCased: [Logger.Level: [UInt8]] = Dictionary(
+        uniqueKeysWithValues: Logger.Level.allCases.map { ($0, Array($0.rawValue.uppercased().utf8)) })
+
+    /// The time as `InetLogHandler.timestamp()` gives it (`2026-12-07T09:13:44.176Z`), written
+    /// as bytes (no string per line).
+    static func appendTimestamp(to bytes: inout [UInt8]) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func digits(_ value: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var value = max(0, value)
+            if value >= divisor * 10 { value %= divisor * 10 }
+            while divisor > 0 {
+                bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                divisor /= 10
+            }
+        }
+        digits(Int(parts.tm_year) + 1900, 4)
+        bytes.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mon) + 1, 2)
+        bytes.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mday), 2)
+        bytes.append(UInt8(ascii: "T"))
+        digits(Int(parts.tm_hour), 2)
+        bytes.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), 2)
+        bytes.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), 2)
+        bytes.append(UInt8(ascii: "."))
+        digits(Int(now.tv_nsec / 1_000_000), 3)
+        bytes.append(UInt8(ascii: "Z"))
+    }
+
+    /// Appends a non-negative decimal.
+    private mutating func appendDecimal(_ value: Int) {
+        var value = value
+        if value < 0 {
+            bytes.append(UInt8(ascii: "-"))
+            value = value == Int.min ? Int.max : -value
+        }
+        var divisor = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        while divisor > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+            divisor /= 10
+        }
+    }
+
+    private mutating func appendKey(_ key: StaticString) {
+        if json {
+            bytes.append(contentsOf: #",""#.utf8)
+            key.withUTF8Buffer { bytes.append(contentsOf: $0) }
+            bytes.append(contentsOf: #"":"#.utf8)
+        } else {
+            bytes.append(0x20)
+            key.withUTF8Buffer { bytes.append(contentsOf: $0) }
+            bytes.append(UInt8(ascii: "="))
+        }
+    }
+
+    /// A peer's address as `logDescription` gives it (`192.0.2.7:40001`, `[::1]:53`); IPv4
+    /// written straight from the sockaddr.
+    public mutating func field(_ key: StaticString, address: SocketAddress) {
+        guard case .v4(let v4) = address else {
+            field(key, address.logDescription)
+            return
+        }
+        appendKey(key)
+        if json { bytes.append(UInt8(ascii: "\"")) }
+        // struct sockaddr_in: family (2 bytes), port (2, network order), address (4).
+        let raw = withUnsafeBytes(of: v4.address) { $0.loadUnaligned(as: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8).self) }
+        appendDecimal(Int(raw.4))
+        bytes.append(UInt8(ascii: "."))
+        appendDecimal(Int(raw.5))
+        bytes.append(UInt8(ascii: "."))
+        appendDecimal(Int(raw.6))
+        bytes.append(UInt8(ascii: "."))
+        appendDecimal(Int(raw.7))
+        bytes.append(UInt8(ascii: ":"))
+        appendDecimal(Int(raw.2) << 8 | Int(raw.3))
+        if json { bytes.append(UInt8(ascii: "\"")) }
+    }
+
+    /// The milliseconds since `start` with one decimal (as `milliseconds(since:)` gives them).
+    public mutating func field(_ key: StaticString, millisecondsSince start: NIODeadline) {
+        let tenths = max(0, (NIODeadline.now() - start).nanoseconds / 100_000)
+        appendKey(key)
+        appendDecimal(Int(tenths / 10))
+        bytes.append(UInt8(ascii: "."))
+        bytes.append(UInt8(ascii: "0") + UInt8(tenths % 10))
     }
 
     /// A text field (quoted as `InetLogHandler` quotes it).
@@ -321,7 +416,8 @@ public struct LogLine {
 
     /// A number field.
     public mutating func field(_ key: StaticString, _ value: Int) {
-        field(key, String(value))
+        appendKey(key)
+        appendDecimal(value)
     }
 
     /// Milliseconds since `start` with one decimal, as the log lines give durations.

@@ -45,7 +45,7 @@ struct AccessLog: Sendable {
             + "\(status) \(bytes) \"\(Self.clean(referer ?? "-"))\" \"\(Self.clean(agent ?? "-"))\""
         // Straight to the sink, in the handler's format (fields by key): no metadata dictionary.
         var entry = LogLine(level: .info, message: line)
-        entry.field("duration_ms", LogLine.milliseconds(since: started))
+        entry.field("duration_ms", millisecondsSince: started)
         entry.field("peer", Self.peerText(peer))
         entry.field("service", "http")
         entry.field("status", status)

@@ -278,3 +278,43 @@ final class AccessLineTests: XCTestCase {
         }
     }
 }
+
+/// LogLine's bytes: the time as InetLogHandler writes it, numbers and durations written as digits.
+final class LogLineTests: XCTestCase {
+    func testTimeLevelNumbersAndDurationsInBothFormats() throws {
+        for format in [LogFormat.text, .json] {
+            LogLine.format = format
+            defer { LogLine.format = .text }
+            var fds: [Int32] = [0, 0]
+            XCTAssertEqual(pipe(&fds), 0)
+            let sink = LogSink(descriptor: fds[1])
+            let before = InetLogHandler.timestamp()
+            var line = LogLine(level: .info, message: "exchange")
+            line.field("bytes_in", 1234)
+            line.field("delta", -5)
+            line.field("zero", 0)
+            line.field("duration_ms", millisecondsSince: .now() - .milliseconds(12))
+            line.field("outcome", "no reply")
+            line.field("peer", address: try SocketAddress(ipAddress: "192.0.2.7", port: 40_001))
+            line.field("peer6", address: try SocketAddress(ipAddress: "::1", port: 53))
+            line.write(to: sink)
+            let after = InetLogHandler.timestamp()
+            sink.flush()
+            close(fds[1])
+            var bytes = [UInt8](repeating: 0, count: 4096)
+            let count = read(fds[0], &bytes, bytes.count)
+            close(fds[0])
+            let text = String(decoding: bytes.prefix(max(0, count)), as: UTF8.self)
+            let time = #"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)"#
+            let pattern = format == .text
+                ? "^\(time) INFO exchange bytes_in=1234 delta=-5 zero=0 duration_ms=12\\.[0-9] outcome=\"no reply\" peer=192.0.2.7:40001 peer6=\\[::1\\]:53\n$"
+                : "^\\{\"time\":\"\(time)\",\"level\":\"info\",\"msg\":\"exchange\",\"bytes_in\":1234,\"delta\":-5,\"zero\":0,\"duration_ms\":12\\.[0-9],\"outcome\":\"no reply\",\"peer\":\"192.0.2.7:40001\",\"peer6\":\"\\[::1\\]:53\"\\}\n$"
+            let match = try XCTUnwrap(text.range(of: pattern, options: .regularExpression), text)
+            XCTAssertFalse(match.isEmpty)
+            // The same clock and layout as the handler's: between its times before and after.
+            let written = try XCTUnwrap(text.range(of: time, options: .regularExpression))
+            let stamp = String(text[written])
+            XCTAssertTrue(before <= stamp && stamp <= after, "\(before) <= \(stamp) <= \(after)")
+        }
+    }
+}
