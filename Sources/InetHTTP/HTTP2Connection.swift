@@ -42,7 +42,8 @@ struct HTTP2Connection: Sendable {
             initial.removeAll { $0.parameter == .maxHeaderListSize }
             initial.append(HTTP2Setting(parameter: .maxHeaderListSize, value: min(max(16_384, settings.maxHeaderBytes + 4096), 1 << 21)))
             try sync.addHandler(NIOHTTP2Handler(mode: .server, initialSettings: initial))
-            // Closes a connection without a request for header_timeout (HTTP/2's idle timeout).
+            // Closes a connection without an open stream and without traffic for header_timeout
+            // (HTTP/2's idle timeout).
             let idle = TimeAmount.seconds(clamping: settings.headerTimeout)
             try sync.addHandler(IdleStateHandler(allTimeout: idle))
             try sync.addHandler(HTTP2IdleCloser())
@@ -104,15 +105,25 @@ struct HTTP2Connection: Sendable {
     }
 }
 
-/// Closes the connection on the idle event of the `IdleStateHandler` before it.
+/// Closes the connection on the idle event of the `IdleStateHandler` before it, when no stream
+/// is open: a request being answered (a long poll, an event stream) keeps its connection.
 final class HTTP2IdleCloser: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
 
+    private var openStreams = 0
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
+        switch event {
+        case is IdleStateHandler.IdleStateEvent:
+            if openStreams == 0 { context.close(promise: nil) }
             return
+        case is NIOHTTP2StreamCreatedEvent:
+            openStreams += 1
+        case is StreamClosedEvent:
+            openStreams = max(0, openStreams - 1)
+        default:
+            break
         }
         context.fireUserInboundEventTriggered(event)
     }

@@ -117,3 +117,18 @@ final class HTTP2FastFrameTests: XCTestCase {
         XCTAssertEqual(passed.frames.map { Int($0.streamID) }, [3])
     }
 }
+
+/// HTTP/2's idle timeout closes a connection only while no stream is open.
+final class HTTP2IdleCloserTests: XCTestCase {
+    func testAnOpenStreamKeepsTheConnection() throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(HTTP2IdleCloser())
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 443)).wait()
+        channel.pipeline.fireUserInboundEventTriggered(NIOHTTP2StreamCreatedEvent(streamID: 1, localInitialWindowSize: nil, remoteInitialWindowSize: nil))
+        channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.all)
+        XCTAssertTrue(channel.isActive, "a request in progress (a long poll) keeps its connection")
+        channel.pipeline.fireUserInboundEventTriggered(StreamClosedEvent(streamID: 1, reason: nil))
+        channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.all)
+        XCTAssertFalse(channel.isActive, "idle with no stream open: closed")
+    }
+}

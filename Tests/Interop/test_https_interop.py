@@ -235,3 +235,13 @@ def test_an_http2_client_that_asks_and_never_reads_is_not_read_either(tls_site):
     # Everyone else is served meanwhile.
     assert curl(tls_site, "--http2", "/one.html")[1] == "2 200"
     tls.close()
+
+
+def test_a_long_poll_over_http2_outlives_the_idle_timeout(tls_site):
+    """HTTP/2's idle timeout (header_timeout, 1 s here) closes connections without an open
+    stream: a request still being answered, here a 3 s long poll, keeps its connection."""
+    import time
+    started = time.time()
+    body, status = curl(tls_site, "--http2", "/_inetkit/api/v1/messages/latest?to=nobody@inetkit.test&wait=3s")
+    assert status == "2 404", (status, body[:200])
+    assert time.time() - started >= 2.9
