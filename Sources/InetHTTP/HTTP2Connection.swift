@@ -76,16 +76,7 @@ struct HTTP2Connection: Sendable {
             try await stream.executeThenClose { inbound, outbound in
                 var parts = inbound.makeAsyncIterator()
                 guard case .head(let head) = try await parts.next() else { return }
-                var bodyBytes = 0
-                var tooLarge = false
-                body: while let part = try await parts.next() {
-                    switch part {
-                    case .body(let buffer):
-                        bodyBytes += buffer.readableBytes
-                        if bodyBytes > settings.maxBodyBytes { tooLarge = true; break body }
-                    case .end, .head: break body
-                    }
-                }
+                let tooLarge = try await HTTPConnection.readBody(&parts, settings: settings)
                 let started = NIODeadline.now()
                 let response: Response
                 if let refused = HTTPConnection.refusal(head, bodyTooLarge: tooLarge, settings: settings) {

@@ -390,6 +390,22 @@ struct HTTPConnection: Sendable {
         return nil
     }
 
+    /// Reads a request's body up to its end, counting it; true when it went past
+    /// `max_body_bytes` (then the rest is left unread). Over HTTP/1.x and HTTP/2 alike.
+    static func readBody(_ parts: inout NIOAsyncChannelInboundStream<HTTPRequestPart>.AsyncIterator, settings: HTTPSettings) async throws -> Bool {
+        var bodyBytes = 0
+        while let part = try await parts.next() {
+            switch part {
+            case .body(let buffer):
+                bodyBytes += buffer.readableBytes
+                if bodyBytes > settings.maxBodyBytes { return true }
+            case .end, .head:
+                return false
+            }
+        }
+        return false
+    }
+
     private func serve(_ connection: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, lines: NIOLockedValueBox<[RequestLine]>, logger: Logger) async {
         let channel = connection.channel
         let peer = channel.remoteAddress
@@ -403,17 +419,7 @@ struct HTTPConnection: Sendable {
                         guard case .head(let head) = part else { continue }
                         let line = lines.withLockedValue { $0.isEmpty ? RequestLine(version: .http1_1, keepAlive: true) : $0.removeFirst() }
                         // Read (and bound) the body before answering: static files take none.
-                        var bodyBytes = 0
-                        var tooLarge = false
-                        body: while let next = try await iterator.next() {
-                            switch next {
-                            case .body(let buffer):
-                                bodyBytes += buffer.readableBytes
-                                if bodyBytes > settings.maxBodyBytes { tooLarge = true; break body }
-                            case .end: break body
-                            case .head: break body
-                            }
-                        }
+                        var tooLarge = try await Self.readBody(&iterator, settings: settings)
                         let started = NIODeadline.now()
                         var response: Response
                         if let refused = Self.refusal(head, bodyTooLarge: tooLarge, settings: settings) {

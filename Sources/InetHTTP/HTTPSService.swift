@@ -58,12 +58,6 @@ public struct HTTPSService: InetConnectionTaskService {
         try HTTPService(settings: settings, host: HostDirectory()).prepare()
     }
 
-    /// What ALPN chose, once the pipeline for it is in place.
-    enum Negotiated: Sendable {
-        case http1(ConnectionTask)
-        case http2(ConnectionTask)
-    }
-
     /// TLS first; once the handshake has chosen a protocol (ALPN: "h2", else HTTP/1.1), the
     /// pipeline for it. A client has `header_timeout` to finish the handshake.
     public func setupConnection(_ channel: any Channel, logger: Logger) -> EventLoopFuture<ConnectionTask> {
@@ -71,12 +65,13 @@ public struct HTTPSService: InetConnectionTaskService {
         return channel.eventLoop.makeCompletedFuture {
             let sync = channel.pipeline.syncOperations
             try sync.addHandler(NIOSSLServerHandler(context: sslContext))
-            let alpn = NIOTypedApplicationProtocolNegotiationHandler<Negotiated> { result in
+            // What ALPN chose, once the pipeline for it is in place: the task that serves it.
+            let alpn = NIOTypedApplicationProtocolNegotiationHandler<ConnectionTask> { result in
                 switch result {
                 case .negotiated("h2"):
-                    return http2.setup(channel, logger: logger).map { .http2($0) }
+                    return http2.setup(channel, logger: logger)
                 case .negotiated("http/1.1"), .fallback:
-                    return http1.setup(channel, logger: logger).map { .http1($0) }
+                    return http1.setup(channel, logger: logger)
                 case .negotiated:
                     return channel.close().flatMapThrowing { throw NIOHTTP2Errors.invalidALPNToken() }
                 }
@@ -88,10 +83,10 @@ public struct HTTPSService: InetConnectionTaskService {
             let negotiated = alpn.protocolNegotiationResult
             negotiated.whenComplete { _ in handshake.cancel() }
             return ConnectionTask {
-                switch try? await negotiated.get() {
-                case .http1(let task): await task.run()
-                case .http2(let task): await task.run()
-                case nil: try? await channel.close()
+                if let task = try? await negotiated.get() {
+                    await task.run()
+                } else {
+                    try? await channel.close()
                 }
             }
         }
