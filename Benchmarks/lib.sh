@@ -36,3 +36,22 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0)
 free_port() { python3 -c 'import socket
 t=socket.socket(); t.bind(("127.0.0.1",0)); p=t.getsockname()[1]
 u=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1",p)); print(p)'; }
+
+# paired_ratio COMMAND A B PAIRS: what one setting costs, measured so that this VM's drift
+# (±10% between runs of the same server) cancels: runs "COMMAND A" and "COMMAND B" back to back
+# PAIRS times, alternating which goes first, and prints the median of the per-pair ratios A/B,
+# then the median of A's and of B's first numbers. COMMAND prints its figure first on stdout.
+paired_ratio() {
+  local command=$1 a=$2 b=$3 pairs=$4 ratios="" as="" bs="" x y
+  for i in $(seq "$pairs"); do
+    if [ $((i % 2)) = 1 ]; then
+      x=$($command "$a" | awk '{print $1}'); y=$($command "$b" | awk '{print $1}')
+    else
+      y=$($command "$b" | awk '{print $1}'); x=$($command "$a" | awk '{print $1}')
+    fi
+    as+="$x "; bs+="$y "
+    ratios+="$(awk -v a="$x" -v b="$y" 'BEGIN { printf "%.4f", (b > 0 ? a / b : 0) }') "
+  done
+  # shellcheck disable=SC2086
+  printf '%.2f %s %s\n' "$(median $ratios)" "$(median $as)" "$(median $bs)"
+}

@@ -120,7 +120,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         let answer: ByteBuffer?
         let time = writer == nil || eventKind == nil ? 0 : EventBody.now()
         if let writer, let eventKind {
-            var body = EventBody(limit: writer.maximumBodyBytes, time: time, service: name, kind: eventKind, scratch: scratch)
+            var body = EventBody(limit: writer.maximumBodyBytes, scratch: scratch)
             body.string("transport", "udp")
             body.address("peer", envelope.remoteAddress)
             body.int("port", localPort)

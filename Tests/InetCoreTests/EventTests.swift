@@ -134,12 +134,12 @@ final class EventRingTests: XCTestCase {
 final class EventBodyTests: XCTestCase {
     private func decode(_ body: inout EventBody) throws -> [String: Any] {
         let bytes = body.finish()
-        let json = Array("{".utf8) + bytes + Array("}".utf8)
+        let json = Array(#"{"id":0"#.utf8) + bytes + Array("}".utf8)
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json)) as? [String: Any])
     }
 
     func testHostileTextIsEscapedForJSONAndForHTML() throws {
-        var body = EventBody(limit: 1024, time: 0, service: "http", kind: "http.request")
+        var body = EventBody(limit: 1024)
         let hostile = "<script>alert('x')</script>\"\\\r\n\u{0}\u{2028}&"
         body.string("target", hostile)
         let bytes = body.finish()
@@ -147,32 +147,31 @@ final class EventBodyTests: XCTestCase {
         for forbidden in ["<", ">", "'", "&", "\u{2028}", "\r", "\n", "\u{0}"] {
             XCTAssertFalse(text.contains(forbidden), "\(forbidden.debugDescription) left raw in \(text)")
         }
-        var again = EventBody(limit: 1024, time: 0, service: "http", kind: "http.request")
+        var again = EventBody(limit: 1024)
         again.string("target", hostile)
         XCTAssertEqual(try decode(&again)["target"] as? String, hostile)
     }
 
     func testInvalidUTF8FromAPeerBecomesReplacementCharacters() throws {
-        var body = EventBody(limit: 512, time: 0, service: "smtp", kind: "line")
+        var body = EventBody(limit: 512)
         body.text("text", bytes: [0x48, 0xFF, 0xC3, 0x28, 0x49])
         XCTAssertEqual(try decode(&body)["text"] as? String, "H\u{FFFD}\u{FFFD}(I")
     }
 
     func testALongValueIsCutWithinTheLimitAtACharacterAndMarked() throws {
         for limit in [128, 200, 333, 1024] {
-            var body = EventBody(limit: limit, time: 1_700_000_000_000, service: "dns", kind: "dns.query")
+            var body = EventBody(limit: limit)
             body.string("qname", String(repeating: "é<", count: 2000))
             body.int("answers", 3)
             let bytes = body.finish()
             XCTAssertLessThanOrEqual(bytes.count, limit, "limit \(limit)")
-            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(Array("{".utf8) + bytes + Array("}".utf8))) as? [String: Any])
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(Array(#"{"id":0"#.utf8) + bytes + Array("}".utf8))) as? [String: Any])
             XCTAssertEqual(object["truncated"] as? Bool, true)
-            XCTAssertEqual(object["service"] as? String, "dns")
         }
     }
 
     func testNamedMembersListsHexAndTimes() throws {
-        var body = EventBody(limit: 1024, time: 1_764_806_400_123, service: "ftp", kind: "ftp.transfer")
+        var body = EventBody(limit: 1024)
         body.string(named: "file\"x", "a")
         body.int(named: "bytes", 12)
         body.int("zero", 0)
@@ -194,7 +193,6 @@ final class EventBodyTests: XCTestCase {
         XCTAssertEqual(object["to"] as? [String], ["a@b", "<c>"])
         XCTAssertEqual(object["hex_in"] as? String, "00abff")
         XCTAssertEqual(object["duration_ms"] as? Double, 12.3)
-        XCTAssertEqual(object["time"] as? String, "2025-12-04T00:00:00.123Z")
     }
 }
 
@@ -253,12 +251,13 @@ final class EventLineTests: XCTestCase {
         let ring = EventRing.inProcess(slots: 10, slotBytes: 256)!
         let id = HostEvents.emit(ring: ring, service: "smtp", kind: "line", connection: 3) { $0.string("text", "a\u{1}b") }
         // A writer that put a raw control byte in (a compromised worker): still one line.
-        let raw = Array(#""time":"x","text":"#.utf8) + [0x22, 0x0A, 0x0D, 0x22]
+        let raw = Array(#","text":"#.utf8) + [0x22, 0x0A, 0x0D, 0x22]
         let bad = raw.withUnsafeBytes { ring.publish(service: "smtp", kind: "line", connection: 3, time: 0, body: $0) }
         var out: [UInt8] = []
-        XCTAssertEqual(ring.appendLine(id, to: &out), .appended)
-        XCTAssertEqual(ring.appendLine(bad, to: &out), .appended)
-        XCTAssertEqual(ring.appendLine(bad + 1, to: &out), .pending)
+        var line = EventLine()
+        XCTAssertEqual(ring.appendLine(id, to: &out, line: &line), .appended)
+        XCTAssertEqual(ring.appendLine(bad, to: &out, line: &line), .appended)
+        XCTAssertEqual(ring.appendLine(bad + 1, to: &out, line: &line), .pending)
         let lines = out.split(separator: 0x0A)
         XCTAssertEqual(lines.count, 2)
         guard case .event(let event) = ring.read(id) else { return XCTFail() }
@@ -271,7 +270,34 @@ final class EventLineTests: XCTestCase {
         XCTAssertEqual(lost, 0)
         XCTAssertEqual(batch, out)
         for _ in 0..<20 { _ = HostEvents.emit(ring: ring, service: "x", kind: "y", connection: 0) { _ in } }
-        XCTAssertEqual(ring.appendLine(1, to: &out), .gone)
+        XCTAssertEqual(ring.appendLine(1, to: &out, line: &line), .gone)
+    }
+
+    func testTheMembersEveryEventHasComeFromTheSlotHeader() throws {
+        let ring = EventRing.inProcess(slots: 10, slotBytes: 256)!
+        let body = Array(#","bytes":12"#.utf8)
+        // Two events in one second (the cached second's text), one in the next, one hostile:
+        // a time no clock gives and names with what JSON and HTML must not see.
+        let times = [1_764_806_400_123, 1_764_806_400_999, 1_764_806_401_000, Int.min]
+        var ids: [Int] = []
+        for (index, time) in times.enumerated() {
+            let service = index == 3 ? "f\"t<p>\\" : "ftp"
+            ids.append(body.withUnsafeBytes { ring.publish(service: service, kind: "ftp.transfer", connection: 0, time: time, body: $0) })
+        }
+        var out: [UInt8] = []
+        var line = EventLine()
+        for id in ids { XCTAssertEqual(ring.appendLine(id, to: &out, line: &line), .appended) }
+        let lines = out.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
+        XCTAssertEqual(lines[0], #"{"id":1,"time":"2025-12-04T00:00:00.123Z","service":"ftp","kind":"ftp.transfer","bytes":12}"#)
+        XCTAssertEqual(lines[1], #"{"id":2,"time":"2025-12-04T00:00:00.999Z","service":"ftp","kind":"ftp.transfer","bytes":12}"#)
+        XCTAssertEqual(lines[2], #"{"id":3,"time":"2025-12-04T00:00:01.000Z","service":"ftp","kind":"ftp.transfer","bytes":12}"#)
+        XCTAssertEqual(lines[3], #"{"id":4,"time":"1970-01-01T00:00:00.000Z","service":"ftp","kind":"ftp.transfer","bytes":12}"#)
+        for (index, id) in ids.enumerated() {
+            guard case .event(let event) = ring.read(id) else { return XCTFail() }
+            XCTAssertEqual(String(decoding: event.json, as: UTF8.self), lines[index])
+        }
+        // Years past 9999 are clamped too.
+        XCTAssertEqual(EventBody.isoTime(Int.max), "9999-12-31T23:59:59.999Z")
     }
 }
 
@@ -279,9 +305,9 @@ final class EventAddressTests: XCTestCase {
     func testAddressesAreWrittenAsTheLogWritesThem() throws {
         for address in [try SocketAddress(ipAddress: "127.0.0.1", port: 5353), try SocketAddress(ipAddress: "10.200.3.0", port: 1),
                         try SocketAddress(ipAddress: "255.255.255.255", port: 65535), try SocketAddress(ipAddress: "::1", port: 53)] {
-            var body = EventBody(limit: 256, time: 0, service: "dns", kind: "dns.query")
+            var body = EventBody(limit: 256)
             body.address("peer", address)
-            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(Array("{".utf8) + body.finish() + Array("}".utf8))) as? [String: Any])
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(Array(#"{"id":0"#.utf8) + body.finish() + Array("}".utf8))) as? [String: Any])
             XCTAssertEqual(object["peer"] as? String, address.logDescription)
         }
     }

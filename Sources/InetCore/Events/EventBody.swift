@@ -24,12 +24,9 @@ final class EventStorage {
     }
 }
 
-/// A buffer and the last second's time text, reused by one handler for every event it builds
-/// (used from one thread at a time).
+/// A buffer reused by one handler for every event it builds (used from one thread at a time).
 public final class EventScratch {
     private var storage: EventStorage?
-    var second = Int.min
-    var prefix: [UInt8] = []
 
     public init() {}
 
@@ -41,8 +38,9 @@ public final class EventScratch {
     }
 }
 
-/// The JSON members of one event, encoded straight into bytes and kept within the ring's slot:
-/// a string that does not fit is cut (at a character) and the event marked `"truncated":true`.
+/// The JSON members particular to one event, encoded straight into bytes and kept within the
+/// ring's slot, each preceded by a comma (`,"qname":"a.example.",…`): a string that does not fit
+/// is cut (at a character) and the event marked `"truncated":true`.
 ///
 /// Strings are escaped for JSON and also for HTML (`<`, `>`, `&` and `'` as `\u00XX`), so an
 /// event pasted into a page by a careless consumer still cannot open a tag.
@@ -59,42 +57,21 @@ public struct EventBody {
     /// The bytes encoded so far.
     public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
 
-    /// A body that starts with the common members: time, service, kind.
-    public init(limit: Int, time: Int, service: String, kind: String) {
+    /// An empty body. The members every event has (id, time, service, kind) live in the
+    /// ring's slot header, not here: the reader writes them in front (`EventLine`), so the
+    /// emitting event loop encodes only what is particular to the event.
+    public init(limit: Int) {
         self.limit = max(limit, 128)
         storage = EventStorage(capacity: self.limit)
         base = storage.pointer
-        append(contentsOf: #""time":""#)
-        var text: [UInt8] = []
-        Self.appendTime(time, to: &text)
-        append(contentsOf: text)
-        append(UInt8(ascii: "\""))
-        string("service", service)
-        string("kind", kind)
     }
 
-    /// The same in `scratch`'s buffer, with its cached second (a busy UDP service's way: no
-    /// allocation per event). The body is valid until the scratch makes the next one.
-    public init(limit: Int, time: Int, service: String, kind: String, scratch: EventScratch) {
+    /// The same in `scratch`'s buffer (a busy handler's way: no allocation per event). The body
+    /// is valid until the scratch makes the next one.
+    public init(limit: Int, scratch: EventScratch) {
         self.limit = max(limit, 128)
         storage = scratch.take(self.limit)
         base = storage.pointer
-        append(contentsOf: #""time":""#)
-        let second = time >= 0 ? time / 1000 : (time - 999) / 1000
-        if second != scratch.second {
-            scratch.prefix.removeAll(keepingCapacity: true)
-            Self.appendTime(second * 1000, to: &scratch.prefix)
-            scratch.prefix.removeLast(4)  // "000Z"
-            scratch.second = second
-        }
-        append(contentsOf: scratch.prefix)
-        let millis = time - second * 1000
-        append(UInt8(ascii: "0") + UInt8(millis / 100))
-        append(UInt8(ascii: "0") + UInt8(millis / 10 % 10))
-        append(UInt8(ascii: "0") + UInt8(millis % 10))
-        append(contentsOf: #"Z""#)
-        string("service", service)
-        string("kind", kind)
     }
 
     // MARK: - Raw appends (bounded by the storage: past it, bytes are dropped and the body marked)
@@ -154,6 +131,16 @@ public struct EventBody {
         appendQuoted(name.utf8)
         append(UInt8(ascii: ":"))
         return true
+    }
+
+    /// Members another body encoded (`finish()`'s bytes): appended whole, or not at all when
+    /// they do not fit.
+    mutating func members(_ encoded: [UInt8]) {
+        guard encoded.count <= room else {
+            truncated = true
+            return
+        }
+        append(contentsOf: encoded)
     }
 
     public mutating func string(named name: String, _ value: String) {
@@ -472,7 +459,9 @@ public struct EventBody {
     }
 
     /// `2026-12-04T04:30:00.123Z` for milliseconds since 1970.
+    /// Any value gives a time (one a compromised worker wrote too): clamped to years 1970–9999.
     static func appendTime(_ milliseconds: Int, to bytes: inout [UInt8]) {
+        let milliseconds = min(max(milliseconds, 0), 253_402_300_799_999)
         let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
         let millis = milliseconds - seconds * 1000
         var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400

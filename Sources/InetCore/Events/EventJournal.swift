@@ -214,7 +214,10 @@ public final class EventJournal: @unchecked Sendable {
     private func rotate() {
         let rotated = rotatedFiles()
         let next = (rotated.last?.number ?? 0) + 1
-        fsync(fd)
+        // No fsync here: a busy host rotates every few seconds, and forcing each file to disk
+        // made the kernel write 64 MiB at once in the middle of the load. Rotated files reach
+        // the disk with the kernel's writeback like any log's (rsyslog and nginx do the same);
+        // the journal is synced when the host stops.
         close(fd)
         fd = -1
         let current = folder + "/" + Self.fileName

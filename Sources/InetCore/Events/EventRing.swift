@@ -178,7 +178,7 @@ public final class EventRing: @unchecked Sendable {
     /// Appends the event with this id to `out` as one JSON line (`{"id":N,…}\n`, control
     /// bytes blanked) without decoding it: what the journal writes. The slot is copied first and
     /// checked after, as `read` does; on `.pending` or `.gone` nothing is appended.
-    public func appendLine(_ id: Int, to out: inout [UInt8]) -> AppendResult {
+    public func appendLine(_ id: Int, to out: inout [UInt8], line: inout EventLine) -> AppendResult {
         guard id >= 1 else { return .gone }
         guard id <= lastID else { return .pending }
         let slot = slot(for: id)
@@ -189,27 +189,14 @@ public final class EventRing: @unchecked Sendable {
             if abs(before) > id { return .gone }
             guard before == id else { return .pending }
             let length = max(0, min(Int(slot.load(fromByteOffset: 8, as: Int64.self)), maximumBodyBytes))
-            out.append(contentsOf: #"{"id":"#.utf8)
-            var divisor = 1
-            while divisor <= id / 10 { divisor *= 10 }
-            while divisor > 0 {
-                out.append(UInt8(ascii: "0") + UInt8(id / divisor % 10))
-                divisor /= 10
-            }
+            let time = Int(slot.load(fromByteOffset: 24, as: Int64.self))
+            line.appendHead(id: id, time: time,
+                            service: UnsafeRawBufferPointer(start: slot + 32, count: Self.nameBytes),
+                            kind: UnsafeRawBufferPointer(start: slot + 48, count: Self.kindBytes), to: &out)
             if length > 0 {
-                out.append(UInt8(ascii: ","))
                 let body = out.count
                 out.append(contentsOf: UnsafeRawBufferPointer(start: slot + Self.slotHeaderBytes, count: length))
-                out.withUnsafeMutableBufferPointer { all in
-                    // The encoder escapes control bytes, so a line break here is a forged line:
-                    // blanked. Looked for with a minimum (vectorised), fixed byte by byte only
-                    // when there is one.
-                    let bodyBytes = UnsafeMutableBufferPointer(rebasing: all[body...])
-                    var smallest: UInt8 = 0xFF
-                    for byte in bodyBytes { smallest = min(smallest, byte) }
-                    guard smallest < 0x20 else { return }
-                    for index in bodyBytes.indices where bodyBytes[index] < 0x20 { bodyBytes[index] = 0x20 }
-                }
+                EventLine.blankControlBytes(in: &out, from: body)
             }
             out.append(UInt8(ascii: "}"))
             out.append(0x0A)
@@ -232,7 +219,7 @@ public final class EventRing: @unchecked Sendable {
     static func loadName(at pointer: UnsafeRawPointer, bytes: Int) -> String {
         let raw = UnsafeRawBufferPointer(start: pointer, count: bytes)
         // Only what a name may hold; anything else (a compromised writer) is dropped.
-        return String(decoding: raw.prefix { $0 != 0 }.filter { $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }, as: UTF8.self)
+        return String(decoding: raw.prefix { $0 != 0 }.filter(EventLine.nameByte), as: UTF8.self)
     }
 
     // MARK: - Open connections
@@ -312,7 +299,8 @@ public struct StoredEvent: Sendable, Equatable {
     public var connection: Int
     /// Milliseconds since 1970.
     public var time: Int
-    /// The JSON object's members after `"id"`: `"time":…,"service":…,…` (no braces).
+    /// The JSON members particular to the event, each preceded by a comma (`,"conn":3,…`; no
+    /// braces): those every event has are the fields above.
     public var body: [UInt8]
 
     public init(id: Int, service: String, kind: String, connection: Int, time: Int, body: [UInt8]) {
@@ -324,22 +312,110 @@ public struct StoredEvent: Sendable, Equatable {
         self.body = body
     }
 
-    /// The whole event as one JSON object on one line. Control bytes a compromised writer may
-    /// have put in are blanked, so a line stays a line.
+    /// The whole event as one JSON object on one line, as the journal has it. Control bytes a
+    /// compromised writer may have put in are blanked, so a line stays a line.
     public var json: [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(body.count + 24)
-        bytes.append(contentsOf: #"{"id":"#.utf8)
-        bytes.append(contentsOf: String(id).utf8)
-        if !body.isEmpty {
-            bytes.append(UInt8(ascii: ","))
-            for byte in body { bytes.append(byte < 0x20 ? 0x20 : byte) }
+        bytes.reserveCapacity(body.count + 112)
+        var line = EventLine()
+        var service = service, kind = kind
+        service.withUTF8 { service in
+            kind.withUTF8 { kind in
+                line.appendHead(id: id, time: time, service: UnsafeRawBufferPointer(service), kind: UnsafeRawBufferPointer(kind), to: &bytes)
+            }
         }
+        let start = bytes.count
+        bytes.append(contentsOf: body)
+        EventLine.blankControlBytes(in: &bytes, from: start)
         bytes.append(UInt8(ascii: "}"))
         return bytes
     }
 
     public var jsonString: String { String(decoding: json, as: UTF8.self) }
+}
+
+/// Writes the members every event has, from a slot's header: `{"id":N,"time":"…","service":"…",
+/// "kind":"…"` (the body follows, then `}`). One writer keeps the text of the last second, so a
+/// busy journal formats a date once a second. Names keep only what a name may hold (a
+/// compromised worker's bytes are dropped), times are clamped.
+public struct EventLine: Sendable {
+    private var second = Int.min
+    private var prefix: [UInt8] = []
+
+    public init() {}
+
+    static func nameByte(_ byte: UInt8) -> Bool {
+        byte > 0x20 && byte < 0x7F && byte != 0x22 && byte != 0x5C && byte != 0x3C && byte != 0x3E && byte != 0x26 && byte != 0x27
+    }
+
+    /// The longest head: `{"id":` + 19 digits + `,"time":"` + 24 + `","service":"` + 16 +
+    /// `","kind":"` + 32 + `"`.
+    static let headCapacity = 160
+
+    mutating func appendHead(id: Int, time: Int, service: UnsafeRawBufferPointer, kind: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        let time = min(max(time, 0), 253_402_300_799_999)
+        let second = time / 1000
+        if second != self.second {
+            prefix.removeAll(keepingCapacity: true)
+            EventBody.appendTime(second * 1000, to: &prefix)
+            prefix.removeLast(4)  // "000Z"
+            self.second = second
+        }
+        let prefix = prefix
+        // Written into stack memory with plain stores, then appended in one copy.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.headCapacity) { buffer in
+            let base = buffer.baseAddress!
+            var count = 0
+            func put(_ text: StaticString) {
+                text.withUTF8Buffer { (base + count).update(from: $0.baseAddress!, count: $0.count) }
+                count += text.utf8CodeUnitCount
+            }
+            func putName(_ name: UnsafeRawBufferPointer, _ room: Int) {
+                for byte in name.prefix(room) {
+                    if byte == 0 { break }
+                    if Self.nameByte(byte) {
+                        base[count] = byte
+                        count += 1
+                    }
+                }
+            }
+            put(#"{"id":"#)
+            let id = max(0, id)
+            var divisor = 1
+            while divisor <= id / 10 { divisor *= 10 }
+            while divisor > 0 {
+                base[count] = UInt8(ascii: "0") + UInt8(id / divisor % 10)
+                count += 1
+                divisor /= 10
+            }
+            put(#","time":""#)
+            prefix.withUnsafeBufferPointer { (base + count).update(from: $0.baseAddress!, count: $0.count) }
+            count += prefix.count
+            let millis = time - second * 1000
+            base[count] = UInt8(ascii: "0") + UInt8(millis / 100)
+            base[count + 1] = UInt8(ascii: "0") + UInt8(millis / 10 % 10)
+            base[count + 2] = UInt8(ascii: "0") + UInt8(millis % 10)
+            count += 3
+            put(#"Z","service":""#)
+            putName(service, EventRing.nameBytes)
+            put(#"","kind":""#)
+            putName(kind, EventRing.kindBytes)
+            put(#"""#)
+            out.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
+        }
+    }
+
+    /// The encoder escapes control bytes, so a line break in a body is a forged line: blanked.
+    /// Looked for with a minimum (vectorised), fixed byte by byte only when there is one.
+    static func blankControlBytes(in bytes: inout [UInt8], from start: Int) {
+        bytes.withUnsafeMutableBufferPointer { all in
+            let body = UnsafeMutableBufferPointer(rebasing: all[start...])
+            var smallest: UInt8 = 0xFF
+            for byte in body { smallest = min(smallest, byte) }
+            guard smallest < 0x20 else { return }
+            for index in body.indices where body[index] < 0x20 { body[index] = 0x20 }
+        }
+    }
 }
 
 /// One connection open now, as the ring's table holds it.
@@ -359,6 +435,8 @@ public struct EventCursor: Sendable {
     /// The next id to read.
     public private(set) var next: Int
     private var stuckSince: Double?
+    /// The journal's line writer (its cached second).
+    private var line = EventLine()
 
     /// From `next` (1: from the oldest the ring still holds).
     public init(next: Int) {
@@ -368,7 +446,9 @@ public struct EventCursor: Sendable {
     /// Up to `limit` events from the cursor on, appended to `out` as JSON lines (the journal's
     /// way: nothing decoded); returns how many were appended and how many were lost.
     public mutating func pollLines(_ ring: EventRing, into out: inout [UInt8], limit: Int, now: Double) -> (count: Int, lost: Int) {
-        advance(ring, limit: limit, now: now) { ring.appendLine($0, to: &out) }
+        var line = self.line
+        defer { self.line = line }
+        return advance(ring, limit: limit, now: now) { ring.appendLine($0, to: &out, line: &line) }
     }
 
     /// Up to `limit` events from the cursor on, and how many were lost (overwritten before they

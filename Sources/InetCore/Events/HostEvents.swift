@@ -114,7 +114,7 @@ public final class HostEvents: Sendable {
 
     static func emit(ring: EventRing, id: Int, service: String, kind: String, connection: Int, _ fill: (inout EventBody) -> Void) -> Int {
         let time = EventBody.now()
-        var body = EventBody(limit: ring.maximumBodyBytes, time: time, service: service, kind: kind)
+        var body = EventBody(limit: ring.maximumBodyBytes)
         fill(&body)
         ring.publish(id: id, service: service, kind: kind, connection: connection, time: time, body: body.finished())
         return id
@@ -160,8 +160,16 @@ public final class ConnectionEvents: @unchecked Sendable {
     let ring: EventRing
     public let settings: EventSettings
     let liveEntry: Int?
+    /// `,"conn":N,"transport":"tcp","peer":"…"`, encoded once: every event of the connection
+    /// starts with it.
+    private let members: [UInt8]
 
     init(id: Int, service: String, transport: Transport, peer: String, port: Int, ring: EventRing, settings: EventSettings, liveEntry: Int?) {
+        var body = EventBody(limit: 256)
+        body.int("conn", id)
+        body.string("transport", transport.rawValue)
+        body.string("peer", peer)
+        members = body.finish()
         self.id = id
         self.service = service
         self.transport = transport
@@ -178,13 +186,9 @@ public final class ConnectionEvents: @unchecked Sendable {
     /// One protocol exchange of this connection (e.g. `http.request`).
     @discardableResult
     public func emit(_ kind: String, _ fill: (inout EventBody) -> Void) -> Int {
-        let id = id
-        let transport = transport
-        let peer = peer
+        let members = members
         return HostEvents.emit(ring: ring, service: service, kind: kind, connection: id) { body in
-            body.int("conn", id)
-            body.string("transport", transport.rawValue)
-            body.string("peer", peer)
+            body.members(members)
             fill(&body)
         }
     }
@@ -195,10 +199,8 @@ public final class ConnectionEvents: @unchecked Sendable {
     public func emit(_ kind: String, scratch: EventScratch, _ fill: (inout EventBody) -> Void) -> Int {
         let writer = ring.writer
         let time = EventBody.now()
-        var body = EventBody(limit: writer.maximumBodyBytes, time: time, service: service, kind: kind, scratch: scratch)
-        body.int("conn", id)
-        body.string("transport", transport.rawValue)
-        body.string("peer", peer)
+        var body = EventBody(limit: writer.maximumBodyBytes, scratch: scratch)
+        body.members(members)
         fill(&body)
         return writer.publish(service: service, kind: kind, connection: id, time: time, body: body.finished())
     }
