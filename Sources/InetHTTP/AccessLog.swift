@@ -12,6 +12,8 @@ import Glibc
 /// `127.0.0.1 - - [30/Nov/2026:07:20:00 +0000] "GET / HTTP/1.1" 200 512 "-" "curl/7.88.1"`.
 struct AccessLog: Sendable {
     let logger: Logger
+    /// The service its lines name (`http`, or `https`).
+    var service = "http"
     /// Where the lines go (tests give their own).
     var sink: LogSink = .standardError
 
@@ -47,7 +49,7 @@ struct AccessLog: Sendable {
         var entry = LogLine(level: .info, message: line)
         entry.field("duration_ms", millisecondsSince: started)
         entry.field("peer", Self.peerText(peer))
-        entry.field("service", "http")
+        entry.field("service", service)
         entry.field("status", status)
         entry.write(to: sink)
     }
@@ -80,7 +82,7 @@ struct AccessLog: Sendable {
         }
         guard logger.logLevel <= .info else { return }
         logger.info("\(peer?.ipAddress ?? "-") - - [\(Self.clfTime())] \"-\" \(status) 0 \"-\" \"-\"", metadata: [
-            "service": "http", "peer": "\(Self.peerText(peer))", "status": "\(status)",
+            "service": "\(service)", "peer": "\(Self.peerText(peer))", "status": "\(status)",
         ])
     }
 

@@ -37,7 +37,8 @@ public struct HTTPSService: InetConnectionTaskService {
         let logger = Logger(label: "inetkit.https")
         let site = Site(settings: settings, host: host, logger: logger)
         self.site = site
-        let accessLog = AccessLog(logger: logger)
+        var accessLog = AccessLog(logger: logger)
+        accessLog.service = "https"
         var tls = tls
         tls.applicationProtocols = ["h2", "http/1.1"]
         do {

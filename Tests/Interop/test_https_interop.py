@@ -6,6 +6,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -50,6 +51,23 @@ def test_curl_http1_1_over_tls_and_status_page(tls_site):
     out = subprocess.run(["curl", "-s", "--cacert", f"{tls_site.certdir}/cert.pem", "--http1.1", "-w", "\n%{http_version} %{http_code}",
                           tls_site.base + "/_inetkit/status.json"], capture_output=True, text=True, timeout=30)
     assert out.stdout.endswith("\n1.1 200") and '"name":"https"' in out.stdout, out.stdout + out.stderr
+
+
+def test_access_lines_name_the_https_service(tls_site):
+    # The fast path (a cached file over HTTP/1.1), the full pipeline (a 404) and HTTP/2.
+    for version, path in [("--http1.1", "/one.html?line=fast"), ("--http1.1", "/missing?line=full"), ("--http2", "/one.html?line=h2")]:
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "--cacert", f"{tls_site.certdir}/cert.pem", version, tls_site.base + path],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+    deadline = time.time() + 5
+    while True:
+        lines = [line for line in tls_site.read_stderr().splitlines() if "?line=" in line]
+        if len(lines) >= 3 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(lines) == 3, lines
+    for line in lines:
+        assert "service=https" in line and "service=http " not in line, line
 
 
 def test_python_ssl_verifies_the_certificate_for_localhost(tls_site):

@@ -51,7 +51,8 @@ final class AccessLine {
     }
 
     func write(peer: Peer, isHead: Bool, target: UnsafeRawBufferPointer, http10: Bool, status: Int, bytes sent: Int,
-               referer: UnsafeRawBufferPointer?, agent: UnsafeRawBufferPointer?, started: NIODeadline, to sink: LogSink = .standardError) {
+               referer: UnsafeRawBufferPointer?, agent: UnsafeRawBufferPointer?, started: NIODeadline, secure: Bool = false,
+               to sink: LogSink = .standardError) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         refresh(Int(now.tv_sec))
@@ -95,7 +96,7 @@ final class AccessLine {
             line.append(contentsOf: duration.utf8)
             line.append(contentsOf: #"","peer":""#.utf8)
             line.append(contentsOf: peer.address)
-            line.append(contentsOf: #"","service":"http","status":"#.utf8)
+            line.append(contentsOf: (secure ? #"","service":"https","status":"# : #"","service":"http","status":"#).utf8)
             decimal(status)
             line.append(contentsOf: processJSON)
             line.append(contentsOf: "}\n".utf8)
@@ -104,7 +105,7 @@ final class AccessLine {
             line.append(contentsOf: duration.utf8)
             line.append(contentsOf: " peer=".utf8)
             line.append(contentsOf: peer.address)
-            line.append(contentsOf: " service=http status=".utf8)
+            line.append(contentsOf: (secure ? " service=https status=" : " service=http status=").utf8)
             decimal(status)
             line.append(contentsOf: processText)
             line.append(0x0A)

@@ -260,7 +260,7 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if peer == nil { peer = AccessLine.Peer(context.channel.remoteAddress) }
             func write(_ target: UnsafeRawBufferPointer) {
                 answers.accessLine.write(peer: peer!, isHead: head.isHead, target: target, http10: head.http10, status: status, bytes: sent,
-                                         referer: head.referer.map(slice), agent: head.userAgent.map(slice), started: started)
+                                         referer: head.referer.map(slice), agent: head.userAgent.map(slice), started: started, secure: secure)
             }
             if let masked {
                 Array(masked.utf8).withUnsafeBytes { write($0) }
