@@ -17,6 +17,9 @@ public struct HostConfig: Sendable {
     /// `log_buffer_bytes`: log lines waiting for their destination; past it they are dropped
     /// and counted, never waited for.
     public var logBufferBytes = LogSink.defaultCapacity
+    /// `pin_event_loops`: each event loop of a process held on its own CPU, the one whose
+    /// datagrams its UDP sockets receive (when the CPUs the process may use match the loops).
+    public var pinEventLoops = false
     /// `limits`: defaults for every service.
     public var limits = Limits()
     /// The keys the file gives under `limits:` (a service's own defaults yield to them).
@@ -43,7 +46,7 @@ public struct HostConfig: Sendable {
 
     public init() {}
 
-    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "log_buffer_bytes", "limits", "services", "user", "group", "isolation", "workers", "restart_backoff_max", "clock_offset", "events", "report"]
+    static let topLevelKeys: Set<String> = ["bind", "port_offset", "data_dir", "shutdown_grace", "log_level", "log_format", "log_buffer_bytes", "pin_event_loops", "limits", "services", "user", "group", "isolation", "workers", "restart_backoff_max", "clock_offset", "events", "report"]
     static let commonServiceKeys: Set<String> = Limits.keys.union(["enabled", "port", "transports"])
 
     /// Parses a config file's text; checks every key against the catalog of services.
@@ -76,6 +79,7 @@ public struct HostConfig: Sendable {
             config.logFormat = parsed
         }
         if let bytes = try root.int("log_buffer_bytes", range: 65_536...(1 << 30)) { config.logBufferBytes = bytes }
+        if let pin = try root.bool("pin_event_loops") { config.pinEventLoops = pin }
         for key in ["user", "group"] {
             if let name = try root.string(key) {
                 guard !name.isEmpty, name.utf8.count <= 64, !name.contains(where: { $0 == ":" || $0 == "/" || $0.isWhitespace }) else {
@@ -204,6 +208,8 @@ public struct HostPlan: Sendable {
     public var services: [PlannedService]
     /// What the host records of every exchange.
     public var events: EventSettings = EventSettings()
+    /// `pin_event_loops`.
+    public var pinEventLoops = false
     /// Filled in by the host once it runs; services read it (status page, SNMP).
     public var directory: HostDirectory
 
@@ -290,7 +296,8 @@ public struct HostPlan: Sendable {
                 transports: transports, limits: limits, options: serviceReader?.value))
         }
         directory.uploadFolders = uploadFolders
-        return HostPlan(bindAddresses: bind, portPlan: portPlan, shutdownGrace: config.shutdownGrace, dataDirectory: config.dataDirectory, services: services, events: config.events, directory: directory)
+        return HostPlan(bindAddresses: bind, portPlan: portPlan, shutdownGrace: config.shutdownGrace, dataDirectory: config.dataDirectory, services: services, events: config.events,
+                        pinEventLoops: config.pinEventLoops, directory: directory)
     }
 }
 

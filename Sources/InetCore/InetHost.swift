@@ -80,6 +80,7 @@ public final class InetHost: Sendable {
     /// Binds every enabled service. On the first failure, everything bound so far is closed
     /// and the error names the service, transport and address:port.
     public func start() async throws(BindError) {
+        if plan.pinEventLoops { pinEventLoops() }
         let addresses = state.withLockedValue { $0.addresses }.filter { address in
             guard address.optional else { return true }
             let available = Self.addressIsAvailable(address.host)
@@ -392,6 +393,34 @@ public final class InetHost: Sendable {
     }
 
     static let datagramsPerRead = 16
+
+    /// `pin_event_loops`: holds event loop i on the CPU whose datagrams socket i of each UDP
+    /// group receives (the steering program sends a datagram received on CPU c to socket
+    /// c % loops), so the reply is made on the CPU that took the datagram in and the loops share
+    /// the work evenly (unpinned, the scheduler let one loop do up to 55% of it). Only when the
+    /// CPUs this process may use and its loops match one to one; otherwise nothing is pinned.
+    /// Off by default, as in nginx and NSD: a pinned loop cannot move off a CPU that something
+    /// else keeps busy.
+    private func pinEventLoops() {
+        let loops = eventLoops
+        let cpus = Self.allowedCPUs()
+        guard loops.count > 1, cpus.count == loops.count, Set(cpus.map { $0 % loops.count }).count == loops.count else { return }
+        for cpu in cpus {
+            let chosen = Int32(cpu)
+            loops[cpu % loops.count].execute {
+                if inetkit_pin_thread_to_cpu(chosen) != 0 { return }
+            }
+        }
+        logger.debug("event loops pinned", metadata: ["cpus": "\(cpus)"])
+    }
+
+    /// The CPUs the calling thread may run on, in order.
+    public static func allowedCPUs() -> [Int] {
+        var cpus = [Int32](repeating: 0, count: 1024)
+        let count = inetkit_allowed_cpus(&cpus, Int32(cpus.count))
+        guard count > 0 else { return [] }
+        return cpus.prefix(Int(count)).map(Int.init)
+    }
 
     /// Hands each datagram of the SO_REUSEPORT group `channel` belongs to to the socket of the
     /// CPU receiving it (best effort: without it the kernel hashes the source).

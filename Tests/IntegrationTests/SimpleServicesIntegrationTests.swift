@@ -113,6 +113,37 @@ final class SimpleServicesIntegrationTests: XCTestCase {
         await host.shutdown(grace: 1)
     }
 
+    func testPinnedEventLoopsEachHoldTheCPUTheirDatagramsArriveOn() async throws {
+        let cpus = InetHost.allowedCPUs()
+        try XCTSkipIf(cpus.count < 2, "needs two CPUs")
+        // A group of its own (pinning the shared one would hold every later test's threads).
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: cpus.count)
+        var plan = try HostHarness.plan("pin_event_loops: true\n", only: ["echo"])
+        XCTAssertTrue(plan.pinEventLoops)
+        let host = InetHost(plan: plan, group: group, logger: HostHarness.quietLogger)
+        try await host.start()
+        var held: [[Int]] = []
+        for loop in group.makeIterator() { held.append(try await loop.submit { InetHost.allowedCPUs() }.get()) }
+        // Loop i is held on the CPU c with c % loops == i, the one steering gives socket i.
+        XCTAssertEqual(held.map(\.count), Array(repeating: 1, count: cpus.count), "\(held)")
+        for (index, pinned) in held.enumerated() { XCTAssertEqual(pinned.first.map { $0 % cpus.count }, index) }
+        await host.shutdown(grace: 1)
+        // Off (the default): the loops may run anywhere the process may.
+        plan = try HostHarness.plan(only: ["echo"])
+        XCTAssertFalse(plan.pinEventLoops)
+        let free = MultiThreadedEventLoopGroup(numberOfThreads: cpus.count)
+        let other = InetHost(plan: plan, group: free, logger: HostHarness.quietLogger)
+        try await other.start()
+        for loop in free.makeIterator() {
+            let allowed = try await loop.submit { InetHost.allowedCPUs() }.get()
+            XCTAssertEqual(allowed, cpus)
+        }
+        await other.shutdown(grace: 1)
+        try await group.shutdownGracefully()
+        try await free.shutdownGracefully()
+        XCTAssertThrowsError(try HostHarness.plan("pin_event_loops: sometimes\n", only: ["echo"]))
+    }
+
     func testPortInUseStopsStartWithServiceTransportAndAddress() async throws {
         let blocker = try await ServerBootstrap(group: HostHarness.group).bind(host: "127.0.0.1", port: 0).get()
         let port = blocker.localAddress!.port!

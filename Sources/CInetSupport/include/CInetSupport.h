@@ -73,6 +73,9 @@ struct inetkit_fprog inetkit_reuseport_cpu_program(unsigned int sockets);
 static const int inetkit_so_attach_reuseport_cbpf = 51;
 
 /// Keeps the calling thread on one CPU (tests of the CPU-steered sockets); 0 or -1.
+/// The CPUs this process may run on (sched_getaffinity), up to `capacity` of them written to
+/// `cpus` in order; returns how many, or -1.
+int inetkit_allowed_cpus(int *cpus, int capacity);
 int inetkit_pin_thread_to_cpu(int cpu);
 
 /// The kernel clock's state (adjtimex(2) without changing anything): returns the clock state
