@@ -34,7 +34,12 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     private var eventSettings: EventSettings
     private var localPort = 0
     private let eventKind: String?
+    /// Whether the service describes its exchanges itself (not the generic `datagram` kind).
+    private let eventDescribed: Bool
     private let eventHex: Bool
+    /// The wall-clock time of this read batch's events (0: not read yet): the datagrams of one
+    /// batch arrived together, and one clock read serves them all.
+    private var batchTime = 0
     private let scratch = EventScratch()
 
     init(service: any InetService, name: String, counters: ServiceCounters, limits: LimitsBox, limiter: NIOLockedValueBox<SourceRateLimiter>, logger: Logger,
@@ -46,6 +51,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         eventSettings = events.settings
         self.service = service
         eventKind = service.datagramEventKind
+        eventDescribed = service.datagramEventKind.map { $0 != "datagram" } ?? false
         eventHex = service.datagramEventHex
         self.name = name
         self.counters = counters
@@ -118,7 +124,8 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         var sent = 0
         var event: EventBody?
         let answer: ByteBuffer?
-        let time = writer == nil || eventKind == nil ? 0 : EventBody.now()
+        if writer != nil, eventKind != nil, batchTime == 0 { batchTime = EventBody.now() }
+        let time = batchTime
         if let writer, let eventKind {
             var body = EventBody(limit: writer.maximumBodyBytes, scratch: scratch)
             body.string("transport", "udp")
@@ -146,7 +153,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
             body.int("bytes_in", size)
             body.int("bytes_out", sent)
             // (A described exchange that was answered needs no outcome: its rcode says it.)
-            if kind == "datagram" || sent == 0 { body.string("outcome", outcome) }
+            if !eventDescribed || sent == 0 { body.string("outcome", outcome) }
             body.milliseconds("duration_ms", nanoseconds: (NIODeadline.now() - started).nanoseconds)
             // A service that describes its exchanges (DNS, SNMP) has no need of the hex.
             if eventSettings.hexBytes > 0, eventHex {
@@ -191,6 +198,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        batchTime = 0
         publishCounts()
         if needsFlush {
             needsFlush = false

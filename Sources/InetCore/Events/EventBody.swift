@@ -109,15 +109,18 @@ public struct EventBody {
     private var room: Int { limit - Self.reserve - count }
 
     private mutating func key(_ key: StaticString) -> Bool {
-        guard room > key.utf8CodeUnitCount + 4 else {
+        let length = key.utf8CodeUnitCount
+        guard room > length + 4 else {
             truncated = true
             return false
         }
-        append(UInt8(ascii: ","))
-        append(UInt8(ascii: "\""))
-        key.withUTF8Buffer { append($0) }
-        append(UInt8(ascii: "\""))
-        append(UInt8(ascii: ":"))
+        // `,"key":` with one bounds check (the room above covers it).
+        base[count] = UInt8(ascii: ",")
+        base[count + 1] = UInt8(ascii: "\"")
+        (base + count + 2).update(from: key.utf8Start, count: length)
+        base[count + 2 + length] = UInt8(ascii: "\"")
+        base[count + 3 + length] = UInt8(ascii: ":")
+        count += length + 4
         return true
     }
 
@@ -204,14 +207,22 @@ public struct EventBody {
         append(UInt8(ascii: "\""))
     }
 
+    /// A value of 0 or more, its digits made from the right (one division a digit).
     private mutating func appendDecimal(_ value: Int) {
-        var divisor = 1
-        while divisor <= value / 10 { divisor *= 10 }
-        var rest = value
-        while divisor > 0 {
-            append(UInt8(ascii: "0") + UInt8(rest / divisor))
-            rest %= divisor
-            divisor /= 10
+        if value < 10 {
+            append(UInt8(ascii: "0") + UInt8(max(0, value)))
+            return
+        }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { raw in
+            var rest = value
+            var index = raw.count
+            while rest > 0 && index > 0 {
+                index -= 1
+                raw[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            }
+            append(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + index, count: raw.count - index))
         }
     }
 

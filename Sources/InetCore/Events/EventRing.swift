@@ -208,6 +208,12 @@ public final class EventRing: @unchecked Sendable {
     }
 
     static func storeName(_ name: String, at pointer: UnsafeMutableRawPointer, bytes: Int) {
+        let stored = name.utf8.withContiguousStorageIfAvailable { utf8 in
+            let count = min(utf8.count, bytes)
+            if count > 0 { pointer.copyMemory(from: utf8.baseAddress!, byteCount: count) }
+            if count < bytes { (pointer + count).initializeMemory(as: UInt8.self, repeating: 0, count: bytes - count) }
+        }
+        guard stored == nil else { return }
         var name = name
         name.withUTF8 { utf8 in
             let count = min(utf8.count, bytes)
