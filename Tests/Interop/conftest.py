@@ -159,3 +159,13 @@ def http_raw(server, data, read_timeout=5):
                 break
             chunks += chunk
         return chunks
+
+
+def wait_for(predicate, timeout=10, interval=0.05):
+    """True as soon as predicate() is; after timeout seconds, whatever it says last."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import Server
+from conftest import Server, wait_for
 
 ZONE = """$TTL 3600
 @        SOA ns1 hostmaster 2026113001 7200 3600 1209600 300
@@ -37,14 +37,6 @@ services:
     yield s
     assert s.stop() == 0
 
-
-def wait_for(predicate, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def dig(server, *args, tool="dig"):

@@ -10,16 +10,8 @@ import time
 
 import pytest
 
-from conftest import BIN, STARTED, Server, all_on_port_zero, free_port
+from conftest import BIN, STARTED, Server, all_on_port_zero, free_port, wait_for
 
-
-def wait_for(predicate, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def echo_once(port, payload=b"hi\n"):

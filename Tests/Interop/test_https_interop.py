@@ -6,11 +6,10 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 
 import pytest
 
-from conftest import BIN, Server
+from conftest import BIN, Server, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +58,10 @@ def test_access_lines_name_the_https_service(tls_site):
         out = subprocess.run(["curl", "-s", "-o", "/dev/null", "--cacert", f"{tls_site.certdir}/cert.pem", version, tls_site.base + path],
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
-    deadline = time.time() + 5
-    while True:
-        lines = [line for line in tls_site.read_stderr().splitlines() if "?line=" in line]
-        if len(lines) >= 3 or time.time() > deadline:
-            break
-        time.sleep(0.1)
+    def lines():
+        return [line for line in tls_site.read_stderr().splitlines() if "?line=" in line]
+    wait_for(lambda: len(lines()) >= 3, timeout=5)
+    lines = lines()
     assert len(lines) == 3, lines
     for line in lines:
         assert "service=https" in line and "service=http " not in line, line

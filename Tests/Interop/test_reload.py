@@ -9,7 +9,7 @@ import subprocess
 import time
 import urllib.request
 
-from conftest import Server
+from conftest import Server, wait_for
 
 ENV = {**os.environ, "MIBS": ""}
 
@@ -66,14 +66,6 @@ services:
     zones: [{zones}]
 {extra}"""
 
-
-def wait_for(predicate, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def reloaded(server, count):
