@@ -407,9 +407,8 @@ public final class InetHost: Sendable {
         guard loops.count > 1, cpus.count == loops.count, Set(cpus.map { $0 % loops.count }).count == loops.count else { return }
         for cpu in cpus {
             let chosen = Int32(cpu)
-            loops[cpu % loops.count].execute {
-                if inetkit_pin_thread_to_cpu(chosen) != 0 { return }
-            }
+            // (Best effort: a loop the kernel refuses to pin runs where it ran.)
+            loops[cpu % loops.count].execute { _ = inetkit_pin_thread_to_cpu(chosen) }
         }
         logger.debug("event loops pinned", metadata: ["cpus": "\(cpus)"])
     }

@@ -72,11 +72,12 @@ struct inetkit_fprog { unsigned short len; const void *filter; };
 struct inetkit_fprog inetkit_reuseport_cpu_program(unsigned int sockets);
 static const int inetkit_so_attach_reuseport_cbpf = 51;
 
-/// Keeps the calling thread on one CPU (tests of the CPU-steered sockets); 0 or -1.
-/// The CPUs this process may run on (sched_getaffinity), up to `capacity` of them written to
-/// `cpus` in order; returns how many, or -1.
-int inetkit_allowed_cpus(int *cpus, int capacity);
+/// Keeps the calling thread on one CPU (`pin_event_loops`, and tests of the CPU-steered
+/// sockets); 0 or -1.
 int inetkit_pin_thread_to_cpu(int cpu);
+/// The CPUs the calling thread may run on (sched_getaffinity), up to `capacity` of them
+/// written to `cpus` in order; returns how many, or -1.
+int inetkit_allowed_cpus(int *cpus, int capacity);
 
 /// The kernel clock's state (adjtimex(2) without changing anything): returns the clock state
 /// (TIME_OK 0, TIME_INS 1, TIME_DEL 2, TIME_OOP 3, TIME_WAIT 4, TIME_ERROR 5) or -1, and the

@@ -473,13 +473,13 @@ public struct EventBody {
     /// Any value gives a time (one a compromised worker wrote too): clamped to years 1970–9999.
     static func appendTime(_ milliseconds: Int, to bytes: inout [UInt8]) {
         let milliseconds = min(max(milliseconds, 0), 253_402_300_799_999)
-        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        let seconds = milliseconds / 1000
         let millis = milliseconds - seconds * 1000
-        var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        var days = seconds / 86_400
         let secondOfDay = seconds - days * 86_400
         // Civil from days (Howard Hinnant's algorithm).
         days += 719_468
-        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let era = days / 146_097
         let dayOfEra = days - era * 146_097
         let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
         var year = yearOfEra + era * 400

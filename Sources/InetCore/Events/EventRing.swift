@@ -208,18 +208,15 @@ public final class EventRing: @unchecked Sendable {
     }
 
     static func storeName(_ name: String, at pointer: UnsafeMutableRawPointer, bytes: Int) {
-        let stored = name.utf8.withContiguousStorageIfAvailable { utf8 in
+        func store(_ utf8: UnsafeBufferPointer<UInt8>) {
             let count = min(utf8.count, bytes)
             if count > 0 { pointer.copyMemory(from: utf8.baseAddress!, byteCount: count) }
             if count < bytes { (pointer + count).initializeMemory(as: UInt8.self, repeating: 0, count: bytes - count) }
         }
-        guard stored == nil else { return }
+        // A native string's bytes in place (no copy of the string); any other, made native.
+        guard name.utf8.withContiguousStorageIfAvailable(store) == nil else { return }
         var name = name
-        name.withUTF8 { utf8 in
-            let count = min(utf8.count, bytes)
-            if count > 0 { pointer.copyMemory(from: utf8.baseAddress!, byteCount: count) }
-            if count < bytes { (pointer + count).initializeMemory(as: UInt8.self, repeating: 0, count: bytes - count) }
-        }
+        name.withUTF8(store)
     }
 
     static func loadName(at pointer: UnsafeRawPointer, bytes: Int) -> String {
