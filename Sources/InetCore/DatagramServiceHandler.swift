@@ -40,7 +40,6 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     /// The wall-clock time of this read batch's events (0: not read yet): the datagrams of one
     /// batch arrived together, and one clock read serves them all.
     private var batchTime = 0
-    private let scratch = EventScratch()
 
     init(service: any InetService, name: String, counters: ServiceCounters, limits: LimitsBox, limiter: NIOLockedValueBox<SourceRateLimiter>, logger: Logger,
          events: HostEvents = HostEvents()) {
@@ -122,45 +121,44 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         }
         var outcome = "no reply"
         var sent = 0
-        var event: EventBody?
-        let answer: ByteBuffer?
-        if writer != nil, eventKind != nil, batchTime == 0 { batchTime = EventBody.now() }
-        let time = batchTime
-        if let writer, let eventKind {
-            var body = EventBody(limit: writer.maximumBodyBytes, scratch: scratch)
-            body.string("transport", "udp")
-            body.address("peer", envelope.remoteAddress)
-            body.int("port", localPort)
-            answer = service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, channel: context.channel, event: &body)
-            event = body
-        } else {
-            answer = service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, channel: context.channel)
-        }
-        if let reply = answer {
-            if context.channel.isWritable {
-                sent = reply.readableBytes
-                context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: reply)), promise: nil)
-                needsFlush = true
-                pending.datagramsOut &+= 1
-                pending.bytesOut &+= sent
-                outcome = "replied"
-            } else {
+        /// Writes the reply, if there is one and the socket takes it.
+        func send(_ answer: ByteBuffer?) {
+            guard let reply = answer else { return }
+            guard context.channel.isWritable else {
                 pending.datagramsDropped &+= 1
                 outcome = "dropped: send buffer full"
+                return
             }
+            sent = reply.readableBytes
+            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: reply)), promise: nil)
+            needsFlush = true
+            pending.datagramsOut &+= 1
+            pending.bytesOut &+= sent
+            outcome = "replied"
         }
-        if let writer, let kind = eventKind, var body = event {
-            body.int("bytes_in", size)
-            body.int("bytes_out", sent)
-            // (A described exchange that was answered needs no outcome: its rcode says it.)
-            if !eventDescribed || sent == 0 { body.string("outcome", outcome) }
-            body.milliseconds("duration_ms", nanoseconds: (NIODeadline.now() - started).nanoseconds)
-            // A service that describes its exchanges (DNS, SNMP) has no need of the hex.
-            if eventSettings.hexBytes > 0, eventHex {
-                body.hex("hex_in", envelope.data.readableBytesView, maximum: eventSettings.hexBytes)
-                if let answer, sent > 0 { body.hex("hex_out", answer.readableBytesView, maximum: eventSettings.hexBytes) }
+        if let writer, let kind = eventKind {
+            if batchTime == 0 { batchTime = EventBody.now() }
+            // The event is encoded in its ring slot while the exchange happens (the service
+            // describes it as it answers): no buffer, no copy.
+            writer.publish(id: writer.allocateID(), service: name, kind: kind, connection: 0, time: batchTime) { body in
+                body.string("transport", "udp")
+                body.address("peer", envelope.remoteAddress)
+                body.int("port", localPort)
+                let answer = service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, channel: context.channel, event: &body)
+                send(answer)
+                body.int("bytes_in", size)
+                body.int("bytes_out", sent)
+                // (A described exchange that was answered needs no outcome: its rcode says it.)
+                if !eventDescribed || sent == 0 { body.string("outcome", outcome) }
+                body.milliseconds("duration_ms", nanoseconds: (NIODeadline.now() - started).nanoseconds)
+                // A service that describes its exchanges (DNS, SNMP) has no need of the hex.
+                if eventSettings.hexBytes > 0, eventHex {
+                    body.hex("hex_in", envelope.data.readableBytesView, maximum: eventSettings.hexBytes)
+                    if let answer, sent > 0 { body.hex("hex_out", answer.readableBytesView, maximum: eventSettings.hexBytes) }
+                }
             }
-            writer.publish(service: name, kind: kind, connection: 0, time: time, body: body.finished())
+        } else {
+            send(service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, channel: context.channel))
         }
         if logger.logLevel <= .info {
             var line = LogLine(level: .info, message: "exchange")

@@ -63,6 +63,34 @@ final class EventRingTests: XCTestCase {
         XCTAssertEqual(lost, 12)
     }
 
+    func testAnEventEncodedInItsSlotIsPendingUntilDoneAndCutToTheSlot() throws {
+        let ring = try XCTUnwrap(EventRing.inProcess(slots: 10, slotBytes: 256))
+        let writer = ring.writer
+        let id = writer.allocateID()
+        writer.publish(id: id, service: "dns", kind: "dns.query", connection: 0, time: 1_700_000_000_000) { body in
+            body.string("qname", "a.example.")
+            // Being written: no reader sees half an event.
+            XCTAssertEqual(ring.read(id), .pending)
+            body.int("answers", 2)
+        }
+        guard case .event(let event) = ring.read(id) else { return XCTFail("event \(id) not readable") }
+        let object = try object(event)
+        XCTAssertEqual(object["qname"] as? String, "a.example.")
+        XCTAssertEqual(object["answers"] as? Int, 2)
+        XCTAssertEqual(object["kind"] as? String, "dns.query")
+        XCTAssertEqual(object["time"] as? String, "2023-11-14T22:13:20.000Z")
+        // A body longer than the slot is cut within it, marked, and the next slot untouched.
+        let next = writer.allocateID()
+        writer.publish(id: next, service: "dns", kind: "dns.query", connection: 0, time: 0) { body in
+            body.string("qname", String(repeating: "x", count: 1000))
+            body.int("answers", 1)
+        }
+        guard case .event(let long) = ring.read(next) else { return XCTFail("event \(next) not readable") }
+        XCTAssertLessThanOrEqual(long.body.count, writer.maximumBodyBytes)
+        XCTAssertEqual(try self.object(long)["truncated"] as? Bool, true)
+        XCTAssertEqual(ring.read(next + 1), .pending)
+    }
+
     func testASlotLeftHalfWrittenIsSkippedAfterASecondNotForever() {
         let ring = EventRing.inProcess(slots: 100, slotBytes: 256)!
         _ = publish(ring, "one")
@@ -150,6 +178,27 @@ final class EventBodyTests: XCTestCase {
         var again = EventBody(limit: 1024)
         again.string("target", hostile)
         XCTAssertEqual(try decode(&again)["target"] as? String, hostile)
+    }
+
+    func testIntegersOfEveryWidthAreWrittenExactly() throws {
+        let values = [0, 7, 9, 10, 42, 99, 100, 255, 999, 1000, 9999, 10000, 65535, 99999, 100_000, 123_456_789, 1 << 53]
+        var body = EventBody(limit: 4096)
+        for (index, value) in values.enumerated() { body.int(named: "v\(index)", value) }
+        body.address("peer", try SocketAddress(ipAddress: "10.0.200.7", port: 65535))
+        let object = try decode(&body)
+        for (index, value) in values.enumerated() { XCTAssertEqual((object["v\(index)"] as? NSNumber)?.int64Value, Int64(value)) }
+        XCTAssertEqual(object["peer"] as? String, "10.0.200.7:65535")
+        // A body with no room left for the digits is cut, not overrun.
+        var small = EventBody(limit: 128)
+        for index in 0..<40 { small.int(named: "n\(index)", 12345) }
+        XCTAssertLessThanOrEqual(small.finish().count, 128)
+    }
+
+    func testTheBytesCopiedUnescapedAreExactlyThoseJSONAndHTMLAllow() {
+        for byte in 0...255 {
+            let expected = byte >= 0x20 && ![0x22, 0x5C, 0x3C, 0x3E, 0x26, 0x27, 0xE2].contains(byte)
+            XCTAssertEqual(EventBody.isPlain(UInt8(byte)), expected, "byte \(byte)")
+        }
     }
 
     func testInvalidUTF8FromAPeerBecomesReplacementCharacters() throws {

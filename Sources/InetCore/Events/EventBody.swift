@@ -7,9 +7,9 @@ import Glibc
 import Musl
 #endif
 
-/// The bytes an event is encoded into: a fixed block of raw memory, so encoding appends with a
-/// bounds check and a store (no array growth, no uniqueness check, no allocation per event when
-/// reused through an `EventScratch`).
+/// The bytes an event is encoded into outside a ring: a fixed block of raw memory, so encoding
+/// appends with a bounds check and a store (no array growth, no uniqueness check). An event
+/// published to a ring is encoded in its slot instead.
 final class EventStorage {
     let pointer: UnsafeMutablePointer<UInt8>
     let capacity: Int
@@ -24,20 +24,6 @@ final class EventStorage {
     }
 }
 
-/// A buffer reused by one handler for every event it builds (used from one thread at a time).
-public final class EventScratch {
-    private var storage: EventStorage?
-
-    public init() {}
-
-    func take(_ limit: Int) -> EventStorage {
-        if let storage, storage.capacity >= limit { return storage }
-        let made = EventStorage(capacity: limit)
-        storage = made
-        return made
-    }
-}
-
 /// The JSON members particular to one event, encoded straight into bytes and kept within the
 /// ring's slot, each preceded by a comma (`,"qname":"a.example.",…`): a string that does not fit
 /// is cut (at a character) and the event marked `"truncated":true`.
@@ -45,7 +31,8 @@ public final class EventScratch {
 /// Strings are escaped for JSON and also for HTML (`<`, `>`, `&` and `'` as `\u00XX`), so an
 /// event pasted into a page by a careless consumer still cannot open a tag.
 public struct EventBody {
-    private let storage: EventStorage
+    /// The memory the body is encoded into, kept alive (nil: a ring slot's, the ring's).
+    private let storage: EventStorage?
     private let base: UnsafeMutablePointer<UInt8>
     private var count = 0
     private let limit: Int
@@ -62,16 +49,17 @@ public struct EventBody {
     /// emitting event loop encodes only what is particular to the event.
     public init(limit: Int) {
         self.limit = max(limit, 128)
-        storage = EventStorage(capacity: self.limit)
+        let storage = EventStorage(capacity: self.limit)
+        self.storage = storage
         base = storage.pointer
     }
 
-    /// The same in `scratch`'s buffer (a busy handler's way: no allocation per event). The body
-    /// is valid until the scratch makes the next one.
-    public init(limit: Int, scratch: EventScratch) {
-        self.limit = max(limit, 128)
-        storage = scratch.take(self.limit)
-        base = storage.pointer
+    /// A body encoded straight into a ring's slot (`EventRingWriter.publish(id:…:fill:)`):
+    /// `limit` is the slot's room, the memory the ring's.
+    init(slot: UnsafeMutableRawPointer, limit: Int) {
+        self.limit = limit
+        storage = nil
+        base = slot.assumingMemoryBound(to: UInt8.self)
     }
 
     // MARK: - Raw appends (bounded by the storage: past it, bytes are dropped and the body marked)
@@ -108,6 +96,7 @@ public struct EventBody {
 
     private var room: Int { limit - Self.reserve - count }
 
+    @inline(__always)
     private mutating func key(_ key: StaticString) -> Bool {
         let length = key.utf8CodeUnitCount
         guard room > length + 4 else {
@@ -207,10 +196,25 @@ public struct EventBody {
         append(UInt8(ascii: "\""))
     }
 
-    /// A value of 0 or more, its digits made from the right (one division a digit).
+    /// A value of 0 or more, its digits made from the right (one division by a constant a
+    /// digit), straight into the storage: the values events hold (ports, octets, sizes) are
+    /// mostly under 100000, written without a copy.
     private mutating func appendDecimal(_ value: Int) {
-        if value < 10 {
-            append(UInt8(ascii: "0") + UInt8(max(0, value)))
+        let value = max(0, value)
+        let width = value < 10 ? 1 : value < 100 ? 2 : value < 1000 ? 3 : value < 10000 ? 4 : value < 100_000 ? 5 : 0
+        if width > 0 {
+            guard width <= limit - count else {
+                truncated = true
+                return
+            }
+            var rest = value
+            var index = count + width
+            repeat {
+                index -= 1
+                base[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while index > count
+            count += width
             return
         }
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
@@ -359,9 +363,18 @@ public struct EventBody {
         nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 
-    /// Bytes that go into a string as they are (no escape, not the start of U+2028/9).
-    private static let plain: [Bool] = (0...255).map { byte in
-        byte >= 0x20 && byte != 0x22 && byte != 0x5C && byte != 0x3C && byte != 0x3E && byte != 0x26 && byte != 0x27 && byte != 0xE2
+    /// Whether a byte goes into a string as it is (no escape, not the start of U+2028/9): one
+    /// bit each in four constant words (no table to initialise, no lazy global on the way).
+    @inline(__always)
+    static func isPlain(_ byte: UInt8) -> Bool {
+        let word: UInt64
+        switch byte >> 6 {
+        case 0: word = 0xAFFF_FF3B_0000_0000  // 0x20–0x3F but " & ' < >
+        case 1: word = 0xFFFF_FFFF_EFFF_FFFF  // all but backslash
+        case 2: word = ~0
+        default: word = 0xFFFF_FFFB_FFFF_FFFF  // all but 0xE2
+        }
+        return word >> (byte & 63) & 1 != 0
     }
 
     private mutating func appendQuoted(_ utf8: String.UTF8View) {
@@ -374,11 +387,7 @@ public struct EventBody {
     /// (nothing appended).
     private mutating func appendPlain(_ buffer: UnsafeBufferPointer<UInt8>) -> Bool {
         guard buffer.count + 2 <= room else { return false }
-        let clean = Self.plain.withUnsafeBufferPointer { table in
-            for byte in buffer where !table[Int(byte)] { return false }
-            return true
-        }
-        guard clean else { return false }
+        for byte in buffer where !Self.isPlain(byte) { return false }
         append(UInt8(ascii: "\""))
         append(buffer)
         append(UInt8(ascii: "\""))
@@ -518,10 +527,11 @@ public struct EventBody {
 /// Writes the bytes of one event string in place (`EventBody.text(_:writing:)`), escaped for
 /// JSON and HTML; past the room it has, bytes are dropped and `full` is set.
 public struct EventTextWriter {
-    fileprivate let base: UnsafeMutablePointer<UInt8>
-    fileprivate var count: Int
-    fileprivate let end: Int
-    fileprivate var full = false
+    // (Inlinable: a DNS name is written a byte at a time from another module.)
+    @usableFromInline let base: UnsafeMutablePointer<UInt8>
+    @usableFromInline var count: Int
+    @usableFromInline let end: Int
+    @usableFromInline var full = false
 
     fileprivate init(base: UnsafeMutablePointer<UInt8>, count: Int, end: Int) {
         self.base = base
@@ -532,7 +542,7 @@ public struct EventTextWriter {
     /// Bytes written so far.
     public var written: Int { count }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func append(_ byte: UInt8) {
         if byte >= 0x20, byte < 0x7F, byte != 0x22, byte != 0x5C, byte != 0x3C, byte != 0x3E, byte != 0x26, byte != 0x27 {
             guard count < end else {

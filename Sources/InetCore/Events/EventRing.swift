@@ -537,17 +537,40 @@ public struct EventRingWriter: @unchecked Sendable {
 
     /// Writes the event `allocateID()` gave `id`.
     public func publish(id: Int, service: String, kind: String, connection: Int, time: Int, body: UnsafeRawBufferPointer) {
-        let slot = slot(for: id)
-        let sequence = slot.assumingMemoryBound(to: Int64.self)
-        inetkit_atomic_store(sequence, -Int64(id))
-        inetkit_fence_release()
+        let slot = begin(id)
         let length = min(body.count, maximumBodyBytes)
+        if length > 0 { (slot + EventRing.slotHeaderBytes).copyMemory(from: body.baseAddress!, byteCount: length) }
+        commit(id, slot: slot, service: service, kind: kind, connection: connection, time: time, length: length)
+    }
+
+    /// Encodes the event `allocateID()` gave `id` straight into its slot: `fill` writes the
+    /// body there (no buffer of its own, no copy), then the header is written and the slot
+    /// published. The slot reads as being written until `fill` returns, so `fill` should do
+    /// the event's work and nothing that waits (a reader skips a slot stuck for a second).
+    @inline(__always)
+    public func publish(id: Int, service: String, kind: String, connection: Int, time: Int, _ fill: (inout EventBody) -> Void) {
+        let slot = begin(id)
+        var body = EventBody(slot: slot + EventRing.slotHeaderBytes, limit: maximumBodyBytes)
+        fill(&body)
+        let length = min(body.finished().count, maximumBodyBytes)
+        commit(id, slot: slot, service: service, kind: kind, connection: connection, time: time, length: length)
+    }
+
+    /// Marks the slot of `id` as being written (its sequence `-id`); returns the slot.
+    private func begin(_ id: Int) -> UnsafeMutableRawPointer {
+        let slot = slot(for: id)
+        inetkit_atomic_store(slot.assumingMemoryBound(to: Int64.self), -Int64(id))
+        inetkit_fence_release()
+        return slot
+    }
+
+    /// Writes the header of the slot `begin` returned and publishes it (sequence `id`).
+    private func commit(_ id: Int, slot: UnsafeMutableRawPointer, service: String, kind: String, connection: Int, time: Int, length: Int) {
         slot.storeBytes(of: Int64(connection), toByteOffset: 16, as: Int64.self)
         slot.storeBytes(of: Int64(time), toByteOffset: 24, as: Int64.self)
         EventRing.storeName(service, at: slot + 32, bytes: EventRing.nameBytes)
         EventRing.storeName(kind, at: slot + 48, bytes: EventRing.kindBytes)
-        if length > 0 { (slot + EventRing.slotHeaderBytes).copyMemory(from: body.baseAddress!, byteCount: length) }
         slot.storeBytes(of: Int64(length), toByteOffset: 8, as: Int64.self)
-        inetkit_atomic_store(sequence, Int64(id))
+        inetkit_atomic_store(slot.assumingMemoryBound(to: Int64.self), Int64(id))
     }
 }

@@ -113,10 +113,7 @@ public final class HostEvents: Sendable {
     }
 
     static func emit(ring: EventRing, id: Int, service: String, kind: String, connection: Int, _ fill: (inout EventBody) -> Void) -> Int {
-        let time = EventBody.now()
-        var body = EventBody(limit: ring.maximumBodyBytes)
-        fill(&body)
-        ring.publish(id: id, service: service, kind: kind, connection: connection, time: time, body: body.finished())
+        ring.writer.publish(id: id, service: service, kind: kind, connection: connection, time: EventBody.now(), fill)
         return id
     }
 
@@ -193,17 +190,7 @@ public final class ConnectionEvents: @unchecked Sendable {
         }
     }
 
-    /// The same, encoded in `scratch` (a busy handler's, reused on its event loop: no
-    /// allocation per event) and published through the ring's writer.
-    @discardableResult
-    public func emit(_ kind: String, scratch: EventScratch, _ fill: (inout EventBody) -> Void) -> Int {
-        let writer = ring.writer
-        let time = EventBody.now()
-        var body = EventBody(limit: writer.maximumBodyBytes, scratch: scratch)
-        body.members(members)
-        fill(&body)
-        return writer.publish(service: service, kind: kind, connection: id, time: time, body: body.finished())
-    }
+
 
     /// One line of the conversation, as sent (without its line ending); secrets are the
     /// caller's to mask before.

@@ -17,15 +17,37 @@ public struct DNSType: RawRepresentable, Hashable, Sendable, CustomStringConvert
     public static let axfr = DNSType(rawValue: 252)
     public static let any = DNSType(rawValue: 255)
 
-    static let names: [UInt16: String] = [1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV", 41: "OPT", 257: "CAA", 252: "AXFR", 255: "ANY"]
+    /// The types `knownName` names.
+    static let known: [UInt16] = [1, 2, 5, 6, 12, 15, 16, 28, 33, 41, 252, 255, 257]
 
     /// `A`, `MX`…, or `TYPE65280` for the others (RFC 3597 5).
-    public var description: String { Self.names[rawValue] ?? "TYPE\(rawValue)" }
+    public var description: String { knownName ?? "TYPE\(rawValue)" }
+
+    /// The name of a type this module knows, nil for the others. A switch of literals (no
+    /// dictionary, no hashing, no reference counting): every logged query names its type.
+    public var knownName: String? {
+        switch rawValue {
+        case 1: "A"
+        case 2: "NS"
+        case 5: "CNAME"
+        case 6: "SOA"
+        case 12: "PTR"
+        case 15: "MX"
+        case 16: "TXT"
+        case 28: "AAAA"
+        case 33: "SRV"
+        case 41: "OPT"
+        case 252: "AXFR"
+        case 255: "ANY"
+        case 257: "CAA"
+        default: nil
+        }
+    }
 
     public init?(name: String) {
         let upper = name.uppercased()
-        if let known = Self.names.first(where: { $0.value == upper }) {
-            rawValue = known.key
+        if let known = Self.known.first(where: { DNSType(rawValue: $0).knownName == upper }) {
+            rawValue = known
         } else if upper.hasPrefix("TYPE"), let value = UInt16(upper.dropFirst(4)) {
             rawValue = value
         } else {

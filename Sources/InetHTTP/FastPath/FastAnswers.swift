@@ -63,7 +63,7 @@ final class FastAnswer {
 /// The fast path's memory on one event loop, used only there (no lock on the way of a
 /// request): each path's answer, checked against the file system at most once a second
 /// (nginx's open_file_cache_valid, at 1 s), the Date field of the current second, and the
-/// scratch buffer of its events.
+/// access line it writes.
 final class FastAnswers {
     /// Paths remembered per loop; past this the memory starts afresh.
     static let maximumPaths = 4096
@@ -74,7 +74,6 @@ final class FastAnswers {
     private(set) var dateField: [UInt8] = []
     private var dateValueSecond = -1
     private var dateValueText = ""
-    let scratch = EventScratch()
     let accessLine = AccessLine()
 
     init(fastPath: StaticFastPath) {

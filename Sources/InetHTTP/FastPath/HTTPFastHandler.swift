@@ -242,9 +242,9 @@ final class HTTPFastHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let target = slice(head.target)
         // A `token=` in a query (the dashboard's) is never recorded as sent.
         let masked = Self.contains(target, "token=") ? AccessLog.masked(text(head.target)!) : nil
-        if let events, let answers {
+        if let events {
             let nanoseconds = (NIODeadline.now() - started).nanoseconds
-            events.emit("http.request", scratch: answers.scratch) { body in
+            events.emit("http.request") { body in
                 body.string("method", head.isHead ? "HEAD" : "GET")
                 if let masked { body.string("target", masked) } else { body.text("target", raw: target) }
                 body.string("version", head.http10 ? "HTTP/1.0" : "HTTP/1.1")
