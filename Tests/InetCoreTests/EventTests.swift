@@ -322,6 +322,22 @@ final class EventLineTests: XCTestCase {
         XCTAssertEqual(ring.appendLine(1, to: &out, line: &line), .gone)
     }
 
+    func testHeadsOfManyDigitsAndAlternatingNamesAreEachTheirOwn() throws {
+        let ring = EventRing.inProcess(slots: 10, slotBytes: 256)!
+        ring.seed(lastID: 9_999_999_998)
+        var out: [UInt8] = []
+        var line = EventLine()
+        // The names' text is kept from one head to the next: changing names must change it.
+        for (service, kind) in [("dns", "dns.query"), ("dns", "dns.query"), ("http", "http.request"), ("dns", "dns.query"), ("dns", "datagram")] {
+            let id = HostEvents.emit(ring: ring, service: service, kind: kind, connection: 0) { _ in }
+            XCTAssertEqual(ring.appendLine(id, to: &out, line: &line), .appended)
+        }
+        let lines = out.split(separator: 0x0A).map { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
+        XCTAssertEqual(lines.map { $0?["id"] as? Int }, [9_999_999_999, 10_000_000_000, 10_000_000_001, 10_000_000_002, 10_000_000_003])
+        XCTAssertEqual(lines.map { $0?["service"] as? String }, ["dns", "dns", "http", "dns", "dns"])
+        XCTAssertEqual(lines.map { $0?["kind"] as? String }, ["dns.query", "dns.query", "http.request", "dns.query", "datagram"])
+    }
+
     func testTheMembersEveryEventHasComeFromTheSlotHeader() throws {
         let ring = EventRing.inProcess(slots: 10, slotBytes: 256)!
         let body = Array(#","bytes":12"#.utf8)

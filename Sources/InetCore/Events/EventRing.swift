@@ -344,6 +344,11 @@ public struct StoredEvent: Sendable, Equatable {
 public struct EventLine: Sendable {
     private var second = Int.min
     private var prefix: [UInt8] = []
+    /// The raw service and kind the last head had, and their text
+    /// (`Z","service":"…","kind":"…"`): a busy journal's events mostly share both.
+    private var rawService: [UInt8] = []
+    private var rawKind: [UInt8] = []
+    private var names: [UInt8] = []
 
     public init() {}
 
@@ -364,7 +369,11 @@ public struct EventLine: Sendable {
             prefix.removeLast(4)  // "000Z"
             self.second = second
         }
+        let service = UnsafeRawBufferPointer(rebasing: service.prefix(EventRing.nameBytes))
+        let kind = UnsafeRawBufferPointer(rebasing: kind.prefix(EventRing.kindBytes))
+        if !Self.same(rawService, service) || !Self.same(rawKind, kind) { makeNames(service: service, kind: kind) }
         let prefix = prefix
+        let names = names
         // Written into stack memory with plain stores, then appended in one copy.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.headCapacity) { buffer in
             let base = buffer.baseAddress!
@@ -373,24 +382,23 @@ public struct EventLine: Sendable {
                 text.withUTF8Buffer { (base + count).update(from: $0.baseAddress!, count: $0.count) }
                 count += text.utf8CodeUnitCount
             }
-            func putName(_ name: UnsafeRawBufferPointer, _ room: Int) {
-                for byte in name.prefix(room) {
-                    if byte == 0 { break }
-                    if Self.nameByte(byte) {
-                        base[count] = byte
-                        count += 1
-                    }
-                }
-            }
             put(#"{"id":"#)
+            // The id's digits from the right (divisions by a constant).
             let id = max(0, id)
-            var divisor = 1
-            while divisor <= id / 10 { divisor *= 10 }
-            while divisor > 0 {
-                base[count] = UInt8(ascii: "0") + UInt8(id / divisor % 10)
-                count += 1
-                divisor /= 10
+            var width = 1
+            var rest = id / 10
+            while rest > 0 {
+                width += 1
+                rest /= 10
             }
+            rest = id
+            var index = count + width
+            repeat {
+                index -= 1
+                base[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while index > count
+            count += width
             put(#","time":""#)
             prefix.withUnsafeBufferPointer { (base + count).update(from: $0.baseAddress!, count: $0.count) }
             count += prefix.count
@@ -399,13 +407,29 @@ public struct EventLine: Sendable {
             base[count + 1] = UInt8(ascii: "0") + UInt8(millis / 10 % 10)
             base[count + 2] = UInt8(ascii: "0") + UInt8(millis % 10)
             count += 3
-            put(#"Z","service":""#)
-            putName(service, EventRing.nameBytes)
-            put(#"","kind":""#)
-            putName(kind, EventRing.kindBytes)
-            put(#"""#)
+            names.withUnsafeBufferPointer { (base + count).update(from: $0.baseAddress!, count: $0.count) }
+            count += names.count
             out.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
         }
+    }
+
+    private static func same(_ kept: [UInt8], _ raw: UnsafeRawBufferPointer) -> Bool {
+        guard kept.count == raw.count else { return false }
+        guard let start = raw.baseAddress else { return true }
+        return kept.withUnsafeBytes { memcmp($0.baseAddress!, start, raw.count) == 0 }
+    }
+
+    /// The names' text, keeping only what a name may hold (a compromised worker's other bytes
+    /// are dropped) up to the first zero byte.
+    private mutating func makeNames(service: UnsafeRawBufferPointer, kind: UnsafeRawBufferPointer) {
+        rawService = Array(service)
+        rawKind = Array(kind)
+        names.removeAll(keepingCapacity: true)
+        names.append(contentsOf: #"Z","service":""#.utf8)
+        for byte in service.prefix(while: { $0 != 0 }) where Self.nameByte(byte) { names.append(byte) }
+        names.append(contentsOf: #"","kind":""#.utf8)
+        for byte in kind.prefix(while: { $0 != 0 }) where Self.nameByte(byte) { names.append(byte) }
+        names.append(UInt8(ascii: "\""))
     }
 
     /// The encoder escapes control bytes, so a line break in a body is a forged line: blanked.
