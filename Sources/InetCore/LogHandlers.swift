@@ -130,7 +130,19 @@ public final class LogSink: @unchecked Sendable {
         pthread_cond_init(idle, nil)
     }
 
-    public static let standardError = LogSink(descriptor: 2)
+    /// The process's log: standard error, or in a worker whose supervisor's standard error is a
+    /// file, that file (`INETKIT_LOG_FD`, a descriptor the supervisor handed down, checked to be
+    /// a regular file): the worker's lines then go there without passing through the
+    /// supervisor.
+    public static let standardError = LogSink(descriptor: inheritedLogFile() ?? 2)
+
+    static func inheritedLogFile() -> Int32? {
+        guard let text = getenv("INETKIT_LOG_FD"), let fd = Int32(String(cString: text)), fd > 2 else { return nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return fd
+    }
 
     /// `log_buffer_bytes`: the most that may wait to be written.
     public func setCapacity(_ bytes: Int) {

@@ -360,6 +360,11 @@ final class Supervisor {
         let regionTarget = 3 + fds.count
         fds.append(region.descriptor)
         fds.append(generation.configDescriptor)
+        var logTarget: Int32?
+        if let logFile = Self.logFile {
+            logTarget = 3 + Int32(fds.count)
+            fds.append(logFile)
+        }
         var goRead: Int32 = -1
         var goWrite: Int32 = -1
         if handover {
@@ -388,7 +393,8 @@ final class Supervisor {
             "INETKIT_CONFIG_NAME=\(generation.config.file)",
             "INETKIT_SUPERVISED=1",
             "INETKIT_WORKER=\(group.name)",
-            goRead >= 0 ? "INETKIT_GO_FD=\(regionTarget + 2)" : "INETKIT_GO_FD_UNUSED=1",
+            goRead >= 0 ? "INETKIT_GO_FD=\(Int(regionTarget) + 2 + (logTarget == nil ? 0 : 1))" : "INETKIT_GO_FD_UNUSED=1",
+            logTarget.map { "INETKIT_LOG_FD=\($0)" } ?? "INETKIT_LOG_FD_UNUSED=1",
             "NOTIFY_SOCKET=@\(notifyName)",
         ]
         var arguments = [executable, "worker", "--services", group.services.joined(separator: ","),
@@ -473,6 +479,22 @@ final class Supervisor {
     }
 
     /// Moves a descriptor to 256 or above (clear of the 3, 4, … a worker receives).
+    /// When standard error is a regular file: a descriptor of it that every worker gets
+    /// (`INETKIT_LOG_FD`) and writes its log lines to itself, as nginx's workers write their
+    /// access log, instead of through its pipe and this process (a pipe read, a copy and a
+    /// second write per batch of lines; a busy HTTP worker's access log was the supervisor's
+    /// main work). Writes to one open file are whole and never overlap (Linux serialises the
+    /// offset of a shared open file), so the lines of every process stay whole. Not for a pipe
+    /// or a socket (journald): there a write of more than PIPE_BUF bytes may interleave. A
+    /// worker's standard error stays its pipe: what the runtime says as a worker dies still
+    /// comes here, into the `last_lines` of its exit.
+    static let logFile: Int32? = {
+        var info = stat()
+        guard fstat(2, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        let moved = fcntl(2, F_DUPFD_CLOEXEC, SocketBinder.minimumDescriptor)
+        return moved >= 0 ? moved : nil
+    }()
+
     static func moveHigh(_ fd: Int32) -> Int32 {
         guard fd >= 0, fd < SocketBinder.minimumDescriptor else { return fd }
         let moved = fcntl(fd, F_DUPFD_CLOEXEC, SocketBinder.minimumDescriptor)

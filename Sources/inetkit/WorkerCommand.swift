@@ -87,7 +87,9 @@ struct WorkerCommand: AsyncParsableCommand {
             fail("\(error)", code: 2)
         }
         SocketActivation.clearEnvironment()
-        for name in ["INETKIT_REGION_FD", "INETKIT_CONFIG_FD", "INETKIT_CONFIG_NAME", "INETKIT_SUPERVISED", "INETKIT_WORKER", "INETKIT_GO_FD"] { unsetenv(name) }
+        // (The log's descriptor is taken before its variable goes.)
+        _ = LogSink.standardError
+        for name in ["INETKIT_REGION_FD", "INETKIT_CONFIG_FD", "INETKIT_CONFIG_NAME", "INETKIT_SUPERVISED", "INETKIT_WORKER", "INETKIT_GO_FD", "INETKIT_LOG_FD"] { unsetenv(name) }
 
         let overrides = HostOverrides(
             bind: bind.isEmpty ? nil : bind, portOffset: portOffset, onlyServices: serviceList, createOnlyListed: true)

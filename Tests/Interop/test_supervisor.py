@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, ISOLATION, Server, all_on_port_zero
+from conftest import BIN, ISOLATION, ROOT_ENV, Server, all_on_port_zero
 
 pytestmark = pytest.mark.skipif(ISOLATION != "workers", reason="the supervisor runs only with isolation: workers")
 
@@ -409,3 +409,60 @@ def test_a_notification_from_another_process_is_ignored():
         assert status(s)["echo"]["state"] == "running"
     finally:
         assert s.stop() == 0
+
+
+def fd_targets(pid):
+    targets = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return targets
+
+
+def test_workers_write_their_lines_to_a_log_file_themselves_and_through_the_supervisor_otherwise(tmp_path):
+    # Standard error a file (the Server's): each worker holds it and writes its own lines there,
+    # as nginx's workers write their access log; its own standard error stays the pipe.
+    s = Server(all_on_port_zero())
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{s.port('http')}/direct", timeout=5).read()
+    except urllib.error.HTTPError:
+        pass
+    try:
+        assert wait_for(lambda: '"GET /direct HTTP/1.1" 404' in s.read_stderr(), 10), s.read_stderr()
+        worker = worker_of(s, "http")
+        assert os.path.realpath(s.stderr.name) in fd_targets(worker)
+        assert os.readlink(f"/proc/{worker}/fd/2").startswith("pipe:")
+        # The supervisor's lines and the worker's share the file, each line whole.
+        lines = s.read_stderr().splitlines()
+        assert any("worker started" in line for line in lines)
+        assert all(line[:4].isdigit() for line in lines if line), lines
+    finally:
+        assert s.stop() == 0
+    # Standard error a pipe (journald, a terminal's pager): the lines come through the
+    # supervisor, and no worker holds the pipe (a write of more than PIPE_BUF could interleave).
+    config = tmp_path / "config.yaml"
+    ports = tmp_path / "ports.json"
+    config.write_text(all_on_port_zero())
+    proc = subprocess.Popen([BIN, "serve", "--config", str(config), "--ports-file", str(ports)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, env={**os.environ, **ROOT_ENV})
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(proc.stderr.readline, b"")), daemon=True)
+    reader.start()
+    try:
+        assert wait_for(ports.exists, 30)
+        port = json.loads(ports.read_text())["http"]["tcp"]
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/piped", timeout=5).read()
+        except urllib.error.HTTPError:
+            pass
+        assert wait_for(lambda: any(b'"GET /piped HTTP/1.1" 404' in line for line in seen), 10), seen
+        pipe = os.readlink(f"/proc/{proc.pid}/fd/2")
+        for worker in children(proc.pid).values():
+            assert pipe not in fd_targets(worker)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(20)
+        reader.join(5)
+        assert code == 0, b"".join(seen).decode(errors="replace")[-3000:]
