@@ -279,6 +279,8 @@ final class ShippedFilesTests: XCTestCase {
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "snmp" }?.limits.udpRate, 2000)
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "ntp" }?.limits.udpRate, 10)
         XCTAssertEqual(plan.services.first { $0.descriptor.name == "dns" }?.limits.udpRate, 0, "DNS limits by RRL instead")
+        XCTAssertEqual(plan.services.first { $0.descriptor.name == "dns" }?.limits.udpReceiveBuffer, 1 << 20, "room for a resolver's burst of queries")
+        XCTAssertEqual(plan.services.first { $0.descriptor.name == "echo" }?.limits.udpReceiveBuffer, 0)
         XCTAssertEqual((syslog.service as? SyslogService)?.store.settings.directory, config.dataDirectory + "/syslog")
         XCTAssertEqual(config.limits, Limits(), "the example shows the defaults")
     }

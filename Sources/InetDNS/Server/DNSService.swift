@@ -13,7 +13,11 @@ public struct DNSService: InetService {
         summary: "an authoritative name server from zone files (RFC 1034/1035)",
         // Response-rate limiting (rrl_*) bounds what a forged source can make this server
         // reflect; a flat per-source limit would cut off a resolver that asks for many names.
-        defaultUDPRate: (rate: 0, burst: 100)
+        defaultUDPRate: (rate: 0, burst: 100),
+        // A resolver or a load test keeps hundreds of queries in flight: on loopback each takes
+        // about 1 KiB of the socket's buffer, so the system's default (208 KiB) dropped a burst
+        // of 200 (dnsperf -q 200 lost queries). Room for ~1000.
+        defaultUDPReceiveBuffer: 1 << 20
     ) { options throws(ConfigError) in
         try DNSService(options: options)
     }
