@@ -182,3 +182,18 @@ final class DNSCodecTests: XCTestCase {
         XCTAssertTrue(DNSMessageWriter.fits(DNSRecord(name: name, ttl: 1, data: .a([1, 2, 3, 4]))))
     }
 }
+
+final class DNSTypeNameTests: XCTestCase {
+    func testTheTypesWithANameAreTheOnesNamesAreLookedUpAmong() {
+        // `knownName` (a switch) and `known` (what `init?(name:)` searches) must list the same types.
+        let named = (0...UInt16.max).filter { DNSType(rawValue: $0).knownName != nil }
+        XCTAssertEqual(named, DNSType.known.sorted())
+        for raw in DNSType.known {
+            let name = DNSType(rawValue: raw).description
+            XCTAssertEqual(DNSType(name: name.lowercased())?.rawValue, raw, name)
+        }
+        XCTAssertEqual(DNSType(rawValue: 65280).description, "TYPE65280")
+        XCTAssertEqual(DNSType(name: "TYPE65280")?.rawValue, 65280)
+        XCTAssertNil(DNSType(name: "NOPE"))
+    }
+}

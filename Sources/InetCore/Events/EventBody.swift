@@ -196,37 +196,38 @@ public struct EventBody {
         append(UInt8(ascii: "\""))
     }
 
-    /// A value of 0 or more, its digits made from the right (one division by a constant a
-    /// digit), straight into the storage: the values events hold (ports, octets, sizes) are
-    /// mostly under 100000, written without a copy.
+    /// A value of 0 or more, straight into the storage.
     private mutating func appendDecimal(_ value: Int) {
         let value = max(0, value)
-        let width = value < 10 ? 1 : value < 100 ? 2 : value < 1000 ? 3 : value < 10000 ? 4 : value < 100_000 ? 5 : 0
-        if width > 0 {
-            guard width <= limit - count else {
-                truncated = true
-                return
-            }
-            var rest = value
-            var index = count + width
-            repeat {
-                index -= 1
-                base[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-            } while index > count
-            count += width
+        let width = Self.decimalWidth(value)
+        guard width <= limit - count else {
+            truncated = true
             return
         }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { raw in
-            var rest = value
-            var index = raw.count
-            while rest > 0 && index > 0 {
-                index -= 1
-                raw[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            }
-            append(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + index, count: raw.count - index))
+        Self.writeDecimal(value, width: width, at: base + count)
+        count += width
+    }
+
+    /// How many digits a value of 0 or more has.
+    static func decimalWidth(_ value: Int) -> Int {
+        var width = 1
+        var rest = value / 10
+        while rest > 0 {
+            width += 1
+            rest /= 10
+        }
+        return width
+    }
+
+    /// Writes the `width` digits of a value of 0 or more at `start`, from the right (one
+    /// division by a constant a digit, none by a variable).
+    static func writeDecimal(_ value: Int, width: Int, at start: UnsafeMutablePointer<UInt8>) {
+        var rest = value
+        var index = width
+        while index > 0 {
+            index -= 1
+            start[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
         }
     }
 

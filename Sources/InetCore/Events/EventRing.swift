@@ -383,21 +383,9 @@ public struct EventLine: Sendable {
                 count += text.utf8CodeUnitCount
             }
             put(#"{"id":"#)
-            // The id's digits from the right (divisions by a constant).
             let id = max(0, id)
-            var width = 1
-            var rest = id / 10
-            while rest > 0 {
-                width += 1
-                rest /= 10
-            }
-            rest = id
-            var index = count + width
-            repeat {
-                index -= 1
-                base[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-            } while index > count
+            let width = EventBody.decimalWidth(id)
+            EventBody.writeDecimal(id, width: width, at: base + count)
             count += width
             put(#","time":""#)
             prefix.withUnsafeBufferPointer { (base + count).update(from: $0.baseAddress!, count: $0.count) }
@@ -422,8 +410,10 @@ public struct EventLine: Sendable {
     /// The names' text, keeping only what a name may hold (a compromised worker's other bytes
     /// are dropped) up to the first zero byte.
     private mutating func makeNames(service: UnsafeRawBufferPointer, kind: UnsafeRawBufferPointer) {
-        rawService = Array(service)
-        rawKind = Array(kind)
+        rawService.removeAll(keepingCapacity: true)
+        rawService.append(contentsOf: service)
+        rawKind.removeAll(keepingCapacity: true)
+        rawKind.append(contentsOf: kind)
         names.removeAll(keepingCapacity: true)
         names.append(contentsOf: #"Z","service":""#.utf8)
         for byte in service.prefix(while: { $0 != 0 }) where Self.nameByte(byte) { names.append(byte) }

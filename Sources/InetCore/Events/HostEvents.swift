@@ -190,8 +190,6 @@ public final class ConnectionEvents: @unchecked Sendable {
         }
     }
 
-
-
     /// One line of the conversation, as sent (without its line ending); secrets are the
     /// caller's to mask before.
     public func line(_ side: TranscriptSide, _ text: String) {
