@@ -152,4 +152,28 @@ final class AnswerCacheTests: XCTestCase {
         XCTAssertNotEqual(AnswerCache.key(for: first, tcp: true, maximumUDP: 1232)?.bytes, key.bytes)
         XCTAssertNil(AnswerCache.key(for: try query(1, "www.example.test.", edns: EDNS(version: 1)), tcp: false, maximumUDP: 1232), "BADVERS goes the slow way")
     }
+
+    func testTheCacheStaysBoundedAndKeepsWhatWasJustStored() throws {
+        let cache = AnswerCache()
+        func key(_ index: Int) throws -> (AnswerCache.Key, [UInt8]) {
+            let bytes = try DNSMessageWriter.encode(DNSMessage(id: 7, questions: [DNSQuestion(name: DNSName("h\(index).example.test."), type: .a)]))
+            return (try XCTUnwrap(AnswerCache.key(for: bytes, tcp: false, maximumUDP: 1232)), bytes)
+        }
+        // Twice as many questions as there is room for: the oldest give way.
+        let total = 2 * AnswerCache.maximumEntries
+        for index in 0..<total {
+            let (key, bytes) = try key(index)
+            cache.store(bytes + [UInt8(index & 0xFF)], for: key, generation: 0)
+            if index % 101 == 0 { XCTAssertEqual(cache.cached(key, generation: 0).map(Array.init), bytes + [UInt8(index & 0xFF)]) }
+        }
+        XCTAssertLessThanOrEqual(cache.count, AnswerCache.maximumEntries)
+        XCTAssertGreaterThan(cache.count, AnswerCache.maximumEntries / 2, "the table fills before it evicts")
+        // Another letter case is the same key; another generation sees nothing.
+        let (key, _) = try key(total - 1)
+        let upper = try DNSMessageWriter.encode(DNSMessage(id: 9, questions: [DNSQuestion(name: DNSName("H\(total - 1).EXAMPLE.test."), type: .a)]))
+        let upperKey = try XCTUnwrap(AnswerCache.key(for: upper, tcp: false, maximumUDP: 1232))
+        XCTAssertEqual(upperKey.hash, key.hash)
+        XCTAssertNotNil(cache.cached(upperKey, generation: 0))
+        XCTAssertNil(cache.cached(upperKey, generation: 1))
+    }
 }
