@@ -22,6 +22,7 @@ public struct BindError: Error, CustomStringConvertible, Sendable {
     static let addressInUse = String(cString: strerror(EADDRINUSE))
 
     static func reason(for error: any Error) -> String {
+        if let bind = error as? BindError { return bind.reason }
         if let io = error as? IOError {
             var hint = ""
             if io.errnoCode == EACCES { hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE; try --port-offset 10000)" }

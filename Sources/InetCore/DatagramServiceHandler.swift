@@ -32,7 +32,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     /// The ring's writing side, used per datagram (no reference counting on the shared ring).
     private var writer: EventRingWriter?
     private var eventSettings: EventSettings
-    private var localPort = 0
+    var localPort = 0
     private let eventKind: String?
     /// Whether the service describes its exchanges itself (not the generic `datagram` kind).
     private let eventDescribed: Bool
@@ -81,22 +81,36 @@ final class DatagramServiceHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        let size = envelope.data.readableBytes
+        let channel = context.channel
+        exchange(envelope.data, from: envelope.remoteAddress, allocator: channel.allocator, channel: channel) { reply in
+            guard channel.isWritable else { return false }
+            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: reply)), promise: nil)
+            needsFlush = true
+            return true
+        }
+    }
+
+    /// One datagram: counted, rate-limited, answered (through `write`, which says whether the
+    /// socket took the reply), recorded as an event and logged. `channel` is nil on a socket
+    /// served directly (the service answers from the datagram alone).
+    @inline(__always)
+    func exchange(_ payload: ByteBuffer, from remoteAddress: SocketAddress, allocator: ByteBufferAllocator, channel: (any Channel)?, write: (ByteBuffer) -> Bool) {
+        let size = payload.readableBytes
         pending.datagramsIn &+= 1
         pending.bytesIn &+= size
         let started = NIODeadline.now()
         refreshLimits()
 
-        let source = SourceKey(envelope.remoteAddress)
+        let source = SourceKey(remoteAddress)
         if let source, seenSources.count < ServiceCounters.maximumTrackedPeers, seenSources.insert(source).inserted {
-            counters.notePeer(envelope.remoteAddress.ipAddress ?? "?")
+            counters.notePeer(remoteAddress.ipAddress ?? "?")
         }
         // With udp_rate 0 there is nothing to limit: no lock shared by the sockets is taken.
         let decision = rateLimited ? source.map { key in limiter.withLockedValue { $0.admit(key, now: started) } } ?? .allow : .allow
         guard decision == .allow else {
             pending.datagramsDropped &+= 1
             if decision == .startLimiting, let ring {
-                let peer = envelope.remoteAddress.logDescription
+                let peer = remoteAddress.logDescription
                 let port = localPort
                 _ = HostEvents.emit(ring: ring, service: name, kind: "datagram.limited", connection: 0) { body in
                     body.string("transport", "udp")
@@ -107,13 +121,11 @@ final class DatagramServiceHandler: ChannelInboundHandler {
             }
             if decision == .startLimiting {
                 logger.warning("udp rate limit reached; dropping datagrams from this source until it slows down", metadata: [
-                    "service": "\(name)", "transport": "udp", "peer": "\(envelope.remoteAddress.logDescription)",
+                    "service": "\(name)", "transport": "udp", "peer": "\(remoteAddress.logDescription)",
                 ])
             }
-            if let kiss = service.replyWhenRateLimited(toDatagram: envelope.data, from: envelope.remoteAddress, first: decision == .startLimiting, allocator: context.channel.allocator),
-               kiss.readableBytes <= size, context.channel.isWritable {
-                context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: kiss)), promise: nil)
-                needsFlush = true
+            if let kiss = service.replyWhenRateLimited(toDatagram: payload, from: remoteAddress, first: decision == .startLimiting, allocator: allocator),
+               kiss.readableBytes <= size, write(kiss) {
                 pending.datagramsOut &+= 1
                 pending.bytesOut &+= kiss.readableBytes
             }
@@ -124,14 +136,12 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         /// Writes the reply, if there is one and the socket takes it.
         func send(_ answer: ByteBuffer?) {
             guard let reply = answer else { return }
-            guard context.channel.isWritable else {
+            guard write(reply) else {
                 pending.datagramsDropped &+= 1
                 outcome = "dropped: send buffer full"
                 return
             }
             sent = reply.readableBytes
-            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: reply)), promise: nil)
-            needsFlush = true
             pending.datagramsOut &+= 1
             pending.bytesOut &+= sent
             outcome = "replied"
@@ -142,9 +152,13 @@ final class DatagramServiceHandler: ChannelInboundHandler {
             // describes it as it answers): no buffer, no copy.
             writer.publish(id: writer.allocateID(), service: name, kind: kind, connection: 0, time: batchTime) { body in
                 body.string("transport", "udp")
-                body.address("peer", envelope.remoteAddress)
+                body.address("peer", remoteAddress)
                 body.int("port", localPort)
-                let answer = service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, channel: context.channel, event: &body)
+                let answer = if let channel {
+                    service.reply(toDatagram: payload, from: remoteAddress, channel: channel, event: &body)
+                } else {
+                    service.reply(toDatagram: payload, from: remoteAddress, allocator: allocator, event: &body)
+                }
                 send(answer)
                 body.int("bytes_in", size)
                 body.int("bytes_out", sent)
@@ -153,12 +167,16 @@ final class DatagramServiceHandler: ChannelInboundHandler {
                 body.milliseconds("duration_ms", nanoseconds: (NIODeadline.now() - started).nanoseconds)
                 // A service that describes its exchanges (DNS, SNMP) has no need of the hex.
                 if eventSettings.hexBytes > 0, eventHex {
-                    body.hex("hex_in", envelope.data.readableBytesView, maximum: eventSettings.hexBytes)
+                    body.hex("hex_in", payload.readableBytesView, maximum: eventSettings.hexBytes)
                     if let answer, sent > 0 { body.hex("hex_out", answer.readableBytesView, maximum: eventSettings.hexBytes) }
                 }
             }
         } else {
-            send(service.reply(toDatagram: envelope.data, from: envelope.remoteAddress, channel: context.channel))
+            if let channel {
+                send(service.reply(toDatagram: payload, from: remoteAddress, channel: channel))
+            } else {
+                send(service.reply(toDatagram: payload, from: remoteAddress, allocator: allocator))
+            }
         }
         if logger.logLevel <= .info {
             var line = LogLine(level: .info, message: "exchange")
@@ -166,7 +184,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
             line.field("bytes_out", sent)
             line.field("duration_ms", millisecondsSince: started)
             line.field("outcome", outcome)
-            line.field("peer", address: envelope.remoteAddress)
+            line.field("peer", address: remoteAddress)
             line.field("service", name)
             line.field("transport", "udp")
             line.write()
@@ -195,9 +213,38 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         pending = PendingCounts()
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    /// The end of a read batch: its counts go to the shared counters.
+    func batchEnded() {
         batchTime = 0
         publishCounts()
+    }
+
+    /// Replies the socket could not send after all (a direct socket learns it at sendmmsg):
+    /// counted as dropped, not as sent.
+    func repliesLost(_ count: Int, bytes: Int) {
+        pending.datagramsOut &-= count
+        pending.bytesOut &-= bytes
+        pending.datagramsDropped &+= count
+    }
+
+    /// A datagram dropped before it was looked at (longer than max_datagram).
+    func droppedUnread(_ size: Int, from source: SocketAddress?) {
+        pending.datagramsIn &+= 1
+        pending.bytesIn &+= size
+        pending.datagramsDropped &+= 1
+        logger.debug("udp datagram longer than max_datagram dropped", metadata: [
+            "service": "\(name)", "transport": "udp", "peer": "\(source?.logDescription ?? "?")", "bytes": "\(size)",
+        ])
+    }
+
+    /// An error of the socket (counted, logged at debug).
+    func socketError(_ error: any Error) {
+        counters.errors.bump(1)
+        logger.debug("udp socket error", metadata: ["service": "\(name)", "error": "\(error)"])
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        batchEnded()
         if needsFlush {
             needsFlush = false
             context.flush()
@@ -208,8 +255,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A UDP socket stays open whatever one datagram caused (e.g. an ICMP error surfacing
         // as a read error); count it and go on.
-        counters.errors.bump(1)
-        logger.debug("udp socket error", metadata: ["service": "\(name)", "error": "\(error)"])
+        socketError(error)
     }
 
     private func refreshLimits() {

@@ -376,7 +376,7 @@ public final class InetHost: Sendable {
                     bound.append(listener)
                 } catch {
                     for listener in bound { try? await listener.closeAll() }
-                    let inUse = (error as? IOError)?.errnoCode == EADDRINUSE
+                    let inUse = (error as? IOError)?.errnoCode == EADDRINUSE || (error as? BindError)?.reason.hasPrefix(BindError.addressInUse) == true
                     if port == 0 && !bound.isEmpty && inUse && attempt < 10 { break }
                     throw BindError(service: runtime.name, transport: transport, address: address.display(port: chosen), reason: BindError.reason(for: error))
                 }
@@ -403,14 +403,31 @@ public final class InetHost: Sendable {
     /// else keeps busy.
     private func pinEventLoops() {
         let loops = eventLoops
-        let cpus = Self.allowedCPUs()
-        guard loops.count > 1, cpus.count == loops.count, Set(cpus.map { $0 % loops.count }).count == loops.count else { return }
+        guard let cpus = Self.pinnableCPUs(loops: loops.count) else { return }
         for cpu in cpus {
             let chosen = Int32(cpu)
             // (Best effort: a loop the kernel refuses to pin runs where it ran.)
             loops[cpu % loops.count].execute { _ = inetkit_pin_thread_to_cpu(chosen) }
         }
         logger.debug("event loops pinned", metadata: ["cpus": "\(cpus)"])
+    }
+
+    /// The CPU `pin_event_loops` holds `loop` on (nil when loops are not pinned): a direct UDP
+    /// socket's thread is held there too, where the socket's datagrams arrive.
+    private func pinnedCPU(of loop: any EventLoop) -> Int32? {
+        guard plan.pinEventLoops else { return nil }
+        let loops = eventLoops
+        guard let cpus = Self.pinnableCPUs(loops: loops.count), let index = loops.firstIndex(where: { $0 === loop }),
+              let cpu = cpus.first(where: { $0 % loops.count == index }) else { return nil }
+        return Int32(cpu)
+    }
+
+    /// The CPUs to pin `loops` event loops on (loop `cpu % loops` on each): only when the CPUs
+    /// this process may use and its loops match one to one.
+    private static func pinnableCPUs(loops: Int) -> [Int]? {
+        let cpus = allowedCPUs()
+        guard loops > 1, cpus.count == loops, Set(cpus.map { $0 % loops }).count == loops else { return nil }
+        return cpus
     }
 
     /// The CPUs the calling thread may run on, in order.
@@ -462,6 +479,9 @@ public final class InetHost: Sendable {
             let counters = runtime.counters[.udp]!
             let settings = runtime.settings
             let name = runtime.name
+            if settings.service.servesDatagramsDirectly {
+                return try await bindDirectDatagrams(runtime, host: host, port: port, on: loop ?? group.next(), descriptor: descriptor)
+            }
             let datagrams = DatagramBootstrap(group: loop ?? group.next())
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelOption(ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
@@ -490,6 +510,50 @@ public final class InetHost: Sendable {
             }
             return channel
         }
+    }
+
+    /// A UDP socket served by a thread of its own (`servesDatagramsDirectly`): bound here (or
+    /// inherited), given to a channel that never reads it (so the host lists, spreads and closes
+    /// it like the others), and read and written by a `DirectDatagramSocket` on a descriptor of
+    /// its own, stopped when the channel closes.
+    private func bindDirectDatagrams(_ runtime: ServiceRuntime, host: String, port: Int, on loop: any EventLoop, descriptor: Int32?) async throws -> any Channel {
+        let settings = runtime.settings
+        let limits = settings.limits
+        let socket: Int32
+        if let descriptor {
+            socket = descriptor
+        } else {
+            socket = try SocketBinder.bind(service: runtime.name, transport: .udp, address: BindAddress(host: host, optional: false), port: port,
+                                           receiveBuffer: limits.udpReceiveBuffer).descriptor
+        }
+        let reader = fcntl(socket, F_DUPFD_CLOEXEC, SocketBinder.minimumDescriptor)
+        guard reader >= 0 else {
+            let code = errno
+            close(socket)
+            throw IOError(errnoCode: code, reason: "fcntl")
+        }
+        let channel: any Channel
+        do {
+            channel = try await DatagramBootstrap(group: loop)
+                .channelOption(.autoRead, value: false)
+                .withBoundSocket(socket).get()
+        } catch {
+            close(reader)
+            throw error
+        }
+        let handler = DatagramServiceHandler(
+            service: settings.service, name: runtime.name, counters: runtime.counters[.udp]!, limits: settings,
+            limiter: runtime.udpLimiter, logger: logger, events: runtime.directory.events)
+        handler.localPort = channel.localAddress?.port ?? port
+        let direct: DirectDatagramSocket
+        do {
+            direct = try DirectDatagramSocket.start(descriptor: reader, handler: handler, maxDatagram: limits.maxDatagram, cpu: pinnedCPU(of: loop), name: runtime.name)
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        channel.closeFuture.whenComplete { _ in direct.stop() }
+        return channel
     }
 
     /// A listener whose connections each run as a task: the accept loop runs in a task of its

@@ -84,4 +84,41 @@ int inetkit_allowed_cpus(int *cpus, int capacity);
 /// kernel's maximum and estimated error in microseconds.
 int inetkit_clock_state(long *max_error_us, long *estimated_error_us);
 
+/// One datagram received by inetkit_receive_datagrams: its source, its length in the caller's
+/// area, and whether it was longer than its slot (cut).
+struct inetkit_datagram {
+    /// A struct sockaddr_storage.
+    unsigned char address[128] __attribute__((aligned(8)));
+    unsigned int address_length;
+    unsigned int length;
+    int truncated;
+};
+
+/// Up to `count` (at most 64) waiting datagrams in one recvmmsg(2) without blocking, the i-th
+/// into `area + i * size`. Returns how many, or -1 with errno (EAGAIN: none waiting).
+int inetkit_receive_datagrams(int fd, struct inetkit_datagram *datagrams, unsigned char *area, unsigned int size, unsigned int count);
+
+/// One reply for inetkit_send_datagrams; `sent` is set to 1 once the kernel took it.
+struct inetkit_reply {
+    /// A struct sockaddr (of `address_length` bytes).
+    const void *address;
+    unsigned int address_length;
+    const void *data;
+    unsigned long length;
+    int sent;
+};
+
+/// Sends up to `count` (at most 64) replies with sendmmsg(2), never blocking: stops at a full
+/// send buffer (the rest is not sent) and skips a reply the kernel refuses. Returns how many
+/// were sent.
+int inetkit_send_datagrams(int fd, struct inetkit_reply *replies, unsigned int count);
+
+/// A descriptor that wakes inetkit_wait_readable (an eventfd), -1 on failure; and the wake.
+int inetkit_wake_descriptor(void);
+void inetkit_wake(int wake);
+/// Names the calling thread (its first 15 bytes), as top -H and perf show it.
+void inetkit_name_thread(const char *name);
+/// Waits until `fd` is readable (1) or `wake` was woken (0); -1 on error.
+int inetkit_wait_readable(int fd, int wake);
+
 #endif

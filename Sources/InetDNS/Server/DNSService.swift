@@ -81,10 +81,16 @@ public struct DNSService: InetService {
 
     public var datagramEventHex: Bool { false }
 
+    public var servesDatagramsDirectly: Bool { true }
+
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer? {
+        reply(toDatagram: payload, from: source, allocator: channel.allocator, event: &event)
+    }
+
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator, event: inout EventBody) -> ByteBuffer? {
         var from = "zone"
-        let answer = reply(toDatagram: payload, allocator: channel.allocator, from: &from)
-        let (reply, limited) = limit(answer, to: source, allocator: channel.allocator)
+        let answer = reply(toDatagram: payload, allocator: allocator, from: &from)
+        let (reply, limited) = limit(answer, to: source, allocator: allocator)
         payload.withUnsafeReadableBytes { query in
             if let answer {
                 answer.withUnsafeReadableBytes { DNSEventNotes.describe(query: query, reply: $0, from: from, into: &event) }
@@ -97,8 +103,12 @@ public struct DNSService: InetService {
     }
 
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel) -> ByteBuffer? {
+        reply(toDatagram: payload, from: source, allocator: channel.allocator)
+    }
+
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator) -> ByteBuffer? {
         var from = ""
-        return limit(reply(toDatagram: payload, allocator: channel.allocator, from: &from), to: source, allocator: channel.allocator).reply
+        return limit(reply(toDatagram: payload, allocator: allocator, from: &from), to: source, allocator: allocator).reply
     }
 
     /// The answer as response-rate limiting lets it go: itself, nothing, or a truncated

@@ -85,14 +85,20 @@ public struct NTPService: InetService {
 
     public var datagramEventKind: String? { "ntp.request" }
 
+    public var servesDatagramsDirectly: Bool { true }
+
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer? {
+        reply(toDatagram: payload, from: source, allocator: channel.allocator, event: &event)
+    }
+
     /// The reply, described in the exchange's `ntp.request` event: the request's version and
     /// mode, and the answer's stratum, leap indicator and reference, or why none was sent.
-    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer? {
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator, event: inout EventBody) -> ByteBuffer? {
         if let first = payload.getInteger(at: payload.readerIndex, as: UInt8.self) {
             event.int("version", Int(first >> 3 & 7))
             event.string("mode", Self.modeNames[Int(first & 7)])
         }
-        switch described(payload, kiss: false, allocator: channel.allocator) {
+        switch described(payload, kiss: false, allocator: allocator) {
         case .failure(let refusal):
             event.string("refused", refusal.description)
             return nil

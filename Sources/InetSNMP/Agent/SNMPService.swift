@@ -92,7 +92,13 @@ public struct SNMPService: InetService {
 
     public var datagramEventHex: Bool { false }
 
+    public var servesDatagramsDirectly: Bool { true }
+
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, channel: any Channel, event: inout EventBody) -> ByteBuffer? {
+        reply(toDatagram: payload, from: source, allocator: channel.allocator, event: &event)
+    }
+
+    public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator, event: inout EventBody) -> ByteBuffer? {
         var note = SNMPExchangeNote()
         let answer = agent.respond(to: Array(payload.readableBytesView), from: source, note: &note)
         if let version = note.version { event.string("version", version) }
@@ -102,7 +108,7 @@ public struct SNMPService: InetService {
         if let accepted = note.communityAccepted { event.bool("community_ok", accepted) }
         if let error = note.error { event.string("error_status", error) }
         if let dropped = note.dropped { event.string("dropped", dropped) }
-        return answer.map { channel.allocator.buffer(bytes: $0) }
+        return answer.map { allocator.buffer(bytes: $0) }
     }
 }
 
