@@ -302,49 +302,26 @@ public struct LogLine {
     /// The time as `InetLogHandler.timestamp()` gives it (`2026-12-07T09:13:44.176Z`), written
     /// as bytes (no string per line).
     static func appendTimestamp(to bytes: inout [UInt8]) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func digits(_ value: Int, _ width: Int) {
-            var divisor = 1
-            for _ in 1..<width { divisor *= 10 }
-            var value = max(0, value)
-            if value >= divisor * 10 { value %= divisor * 10 }
-            while divisor > 0 {
-                bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-                divisor /= 10
-            }
+        var stamp: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &stamp) { raw in
+            inetkit_log_timestamp(raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            bytes.append(contentsOf: UnsafeRawBufferPointer(raw))
         }
-        digits(Int(parts.tm_year) + 1900, 4)
-        bytes.append(UInt8(ascii: "-"))
-        digits(Int(parts.tm_mon) + 1, 2)
-        bytes.append(UInt8(ascii: "-"))
-        digits(Int(parts.tm_mday), 2)
-        bytes.append(UInt8(ascii: "T"))
-        digits(Int(parts.tm_hour), 2)
-        bytes.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_min), 2)
-        bytes.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_sec), 2)
-        bytes.append(UInt8(ascii: "."))
-        digits(Int(now.tv_nsec / 1_000_000), 3)
-        bytes.append(UInt8(ascii: "Z"))
     }
 
-    /// Appends a non-negative decimal.
+    /// Appends a decimal (digits from the right, in a buffer on the stack).
     private mutating func appendDecimal(_ value: Int) {
         var value = value
         if value < 0 {
             bytes.append(UInt8(ascii: "-"))
             value = value == Int.min ? Int.max : -value
         }
-        var divisor = 1
-        while divisor <= value / 10 { divisor *= 10 }
-        while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-            divisor /= 10
+        let width = EventBody.decimalWidth(value)
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { raw in
+            let start = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            EventBody.writeDecimal(value, width: width, at: start)
+            bytes.append(contentsOf: UnsafeBufferPointer(start: start, count: width))
         }
     }
 

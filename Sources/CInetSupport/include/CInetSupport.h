@@ -116,6 +116,10 @@ int inetkit_send_datagrams(int fd, struct inetkit_reply *replies, unsigned int c
 /// A descriptor that wakes inetkit_wait_readable (an eventfd), -1 on failure; and the wake.
 int inetkit_wake_descriptor(void);
 void inetkit_wake(int wake);
+/// The current time as a log line starts with it, `2026-12-07T09:13:44.176Z` (24 bytes, UTC,
+/// milliseconds), written to `out`; the date and time of day are kept per thread for the second.
+void inetkit_log_timestamp(unsigned char *out);
+
 /// Names the calling thread (its first 15 bytes), as top -H and perf show it.
 void inetkit_name_thread(const char *name);
 /// Waits until `fd` is readable (1) or `wake` was woken (0); -1 on error.
