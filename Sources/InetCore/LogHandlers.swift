@@ -220,6 +220,8 @@ public final class LogSink: @unchecked Sendable {
     static let gatherMicroseconds: UInt32 = 5000
 
     private func run() {
+        // (Otherwise it bears the name of whichever thread logged first.)
+        inetkit_name_thread("inetkit-log")
         var batch: [UInt8] = []
         while true {
             pthread_mutex_lock(mutex)

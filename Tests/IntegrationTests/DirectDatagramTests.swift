@@ -1,5 +1,7 @@
+import Foundation
 import InetCore
 import NIOCore
+import NIOPosix
 import Synchronization
 import XCTest
 
@@ -91,6 +93,11 @@ final class DirectDatagramTests: XCTestCase {
         first.send(Array("silence".utf8), to: port)
         first.send(Array([UInt8](repeating: 0x62, count: 512)), to: port)
         XCTAssertEqual(first.receive(), String(repeating: "B", count: 512) + " \(first.port)")
+        // One thread per socket (one per event loop), named for top -H and perf.
+        let names = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap {
+            try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        XCTAssertEqual(names.filter { $0 == "shout-udp" }.count, System.coreCount)
         let counters = try XCTUnwrap(host.counters(of: "shout", transport: .udp))
         XCTAssertEqual(counters.datagramsIn.load(ordering: .relaxed), 203)
         XCTAssertEqual(counters.datagramsOut.load(ordering: .relaxed), 201)

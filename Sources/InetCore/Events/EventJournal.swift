@@ -69,7 +69,10 @@ public final class EventJournal: @unchecked Sendable {
         do { try createDirectories(folder, mode: 0o750) } catch { throw JournalError(message: error.description) }
         try openFile()
         var cursor = EventCursor(next: after + 1)
-        let box = Unmanaged.passRetained(Runner { [self] in run(cursor: &cursor) })
+        let box = Unmanaged.passRetained(Runner { [self] in
+            inetkit_name_thread("inetkit-journal")
+            run(cursor: &cursor)
+        })
         var handle = pthread_t()
         let result = pthread_create(&handle, nil, { raw in
             let runner = Unmanaged<Runner>.fromOpaque(raw!).takeRetainedValue()
