@@ -273,7 +273,21 @@ public struct LogLine {
     nonisolated(unsafe) public static var format = LogFormat.text
     /// A field every line of this process ends with (a worker's `worker=NAME`, as its logger
     /// adds it to the lines it writes); set once at start. Its key sorts after every other.
-    nonisolated(unsafe) public static var processField: (key: String, value: String)?
+    nonisolated(unsafe) public static var processField: (key: String, value: String)? {
+        didSet {
+            guard let (key, value) = processField else {
+                processFieldBytes = ([], [])
+                return
+            }
+            var text = LogLine(empty: false)
+            text.field(key: key, value)
+            var json = LogLine(empty: true)
+            json.field(key: key, value)
+            processFieldBytes = (text.bytes, json.bytes)
+        }
+    }
+    /// That field as each format writes it, encoded once.
+    nonisolated(unsafe) private static var processFieldBytes: (text: [UInt8], json: [UInt8]) = ([], [])
 
     private var bytes: [UInt8]
     private let json: Bool
@@ -291,15 +305,25 @@ public struct LogLine {
             bytes.append(contentsOf: JSON.quote(message).utf8)
         } else {
             Self.appendTimestamp(to: &bytes)
-            bytes.append(0x20)
-            bytes.append(contentsOf: Self.upperCased[level] ?? [])
-            bytes.append(0x20)
+            let name: StaticString = switch level {
+            case .trace: " TRACE "
+            case .debug: " DEBUG "
+            case .info: " INFO "
+            case .notice: " NOTICE "
+            case .warning: " WARNING "
+            case .error: " ERROR "
+            case .critical: " CRITICAL "
+            }
+            name.withUTF8Buffer { bytes.append(contentsOf: $0) }
             bytes.append(contentsOf: message.utf8)
         }
     }
 
-    private static let upperCased: [Logger.Level: [UInt8]] = Dictionary(
-        uniqueKeysWithValues: Logger.Level.allCases.map { ($0, Array($0.rawValue.uppercased().utf8)) })
+    /// An empty line (no time, level or message), for a field encoded ahead.
+    private init(empty json: Bool) {
+        self.json = json
+        bytes = []
+    }
 
     /// The time as `InetLogHandler.timestamp()` gives it (`2026-12-07T09:13:44.176Z`), written
     /// as bytes (no string per line).
@@ -396,10 +420,20 @@ public struct LogLine {
                 bytes.append(0x20)
                 bytes.append(contentsOf: key)
                 bytes.append(UInt8(ascii: "="))
-                if value.isEmpty || value.utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 == 0x3D }) {
+                // (Most values are native strings: scanned and copied from their storage.)
+                let plain = value.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+                    guard !utf8.isEmpty, !utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 == 0x3D }) else { return false }
+                    bytes.append(contentsOf: utf8)
+                    return true
+                }
+                if plain == nil {
+                    if value.isEmpty || value.utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 == 0x3D }) {
+                        bytes.append(contentsOf: JSON.quote(value).utf8)
+                    } else {
+                        bytes.append(contentsOf: value.utf8)
+                    }
+                } else if plain == false {
                     bytes.append(contentsOf: JSON.quote(value).utf8)
-                } else {
-                    bytes.append(contentsOf: value.utf8)
                 }
             }
         }
@@ -419,7 +453,7 @@ public struct LogLine {
 
     /// Queues the line.
     public consuming func write(to sink: LogSink = .standardError) {
-        if let (key, value) = Self.processField { field(key: key, value) }
+        bytes.append(contentsOf: json ? Self.processFieldBytes.json : Self.processFieldBytes.text)
         bytes.append(contentsOf: json ? "}\n".utf8 : "\n".utf8)
         bytes.withUnsafeBytes { sink.append($0) }
     }
