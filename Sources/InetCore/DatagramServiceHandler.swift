@@ -237,10 +237,15 @@ final class DatagramServiceHandler: ChannelInboundHandler {
         ])
     }
 
-    /// An error of the socket (counted, logged at debug).
-    func socketError(_ error: any Error) {
+    /// An error of the socket (counted, logged at debug; at error when the socket is no longer
+    /// read because of it).
+    func socketError(_ error: any Error, stopped: Bool = false) {
         counters.errors.bump(1)
-        logger.debug("udp socket error", metadata: ["service": "\(name)", "error": "\(error)"])
+        if stopped {
+            logger.error("udp socket no longer read", metadata: ["service": "\(name)", "error": "\(error)"])
+        } else {
+            logger.debug("udp socket error", metadata: ["service": "\(name)", "error": "\(error)"])
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -114,11 +114,18 @@ final class DirectDatagramSocket: @unchecked Sendable {
                 let code = errno
                 if code == EINTR { continue }
                 if code == EAGAIN || code == EWOULDBLOCK {
-                    if inetkit_wait_readable(descriptor, wake) <= 0 { return }
+                    let ready = inetkit_wait_readable(descriptor, wake)
+                    if ready < 0 {
+                        // (poll fails only for want of memory; the socket stops being read, said loudly.)
+                        handler.socketError(IOError(errnoCode: errno, reason: "poll"), stopped: true)
+                        return
+                    }
+                    if ready == 0 { return }
                     continue
                 }
-                handler.socketError(IOError(errnoCode: code, reason: "recvmmsg"))
-                if code == EBADF || code == ENOTSOCK { return }
+                let fatal = code == EBADF || code == ENOTSOCK
+                handler.socketError(IOError(errnoCode: code, reason: "recvmmsg"), stopped: fatal)
+                if fatal { return }
                 continue
             }
             var pendingReplies = 0
@@ -136,7 +143,7 @@ final class DirectDatagramSocket: @unchecked Sendable {
                     let size = reply.readableBytes
                     guard size <= replyRoom else { return false }
                     let room = outgoing + pendingReplies * replyRoom
-                    reply.withUnsafeReadableBytes { room.copyMemory(from: $0.baseAddress!, byteCount: size) }
+                    if size > 0 { reply.withUnsafeReadableBytes { room.copyMemory(from: $0.baseAddress!, byteCount: size) } }
                     let address = UnsafeRawPointer(datagrams + index) + Self.addressOffset
                     replies[pendingReplies] = inetkit_reply(address: address, address_length: datagram.address_length,
                                                             data: UnsafeRawPointer(room), length: UInt(size), sent: 0)

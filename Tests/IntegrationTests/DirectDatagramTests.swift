@@ -17,6 +17,7 @@ private struct ShoutService: InetService {
     func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator) -> ByteBuffer? {
         let text = String(buffer: payload)
         if text == "silence" { return nil }
+        if text == "empty" { return allocator.buffer(capacity: 0) }
         return allocator.buffer(string: text.uppercased() + " " + (source.port.map(String.init) ?? "?"))
     }
 }
@@ -88,6 +89,10 @@ final class DirectDatagramTests: XCTestCase {
         XCTAssertEqual(fromFirst, Set((0..<100).map { "A\($0) \(first.port)" }))
         XCTAssertEqual(fromSecond, Set((0..<100).map { "B\($0) \(second.port)" }))
 
+        // An empty reply is a datagram too.
+        first.send(Array("empty".utf8), to: port)
+        XCTAssertEqual(first.receive(), "")
+
         // Longer than max_datagram: dropped and counted, never cut and answered; the socket goes on.
         first.send([UInt8](repeating: 0x61, count: 600), to: port)
         first.send(Array("silence".utf8), to: port)
@@ -99,8 +104,8 @@ final class DirectDatagramTests: XCTestCase {
         }
         XCTAssertEqual(names.filter { $0 == "shout-udp" }.count, System.coreCount)
         let counters = try XCTUnwrap(host.counters(of: "shout", transport: .udp))
-        XCTAssertEqual(counters.datagramsIn.load(ordering: .relaxed), 203)
-        XCTAssertEqual(counters.datagramsOut.load(ordering: .relaxed), 201)
+        XCTAssertEqual(counters.datagramsIn.load(ordering: .relaxed), 204)
+        XCTAssertEqual(counters.datagramsOut.load(ordering: .relaxed), 202)
         XCTAssertEqual(counters.datagramsDropped.load(ordering: .relaxed), 1)
 
         // Closing the listener stops the thread, which closes its descriptor: the port is then
