@@ -13,21 +13,26 @@ _Static_assert(sizeof(((struct inetkit_datagram *)0)->address) == sizeof(struct 
 
 #define INETKIT_MAX_BATCH 64
 
+/// One message of a batch: one address and one buffer, no control data.
+static void fill_message(struct mmsghdr *message, struct iovec *vector, void *name, socklen_t name_length, void *data, size_t length) {
+    vector->iov_base = data;
+    vector->iov_len = length;
+    message->msg_hdr.msg_name = name;
+    message->msg_hdr.msg_namelen = name_length;
+    message->msg_hdr.msg_iov = vector;
+    message->msg_hdr.msg_iovlen = 1;
+    message->msg_hdr.msg_control = 0;
+    message->msg_hdr.msg_controllen = 0;
+    message->msg_hdr.msg_flags = 0;
+    message->msg_len = 0;
+}
+
 int inetkit_receive_datagrams(int fd, struct inetkit_datagram *datagrams, unsigned char *area, unsigned int size, unsigned int count) {
     struct mmsghdr messages[INETKIT_MAX_BATCH];
     struct iovec vectors[INETKIT_MAX_BATCH];
     if (count > INETKIT_MAX_BATCH) count = INETKIT_MAX_BATCH;
     for (unsigned int i = 0; i < count; i++) {
-        vectors[i].iov_base = area + (size_t)i * size;
-        vectors[i].iov_len = size;
-        messages[i].msg_hdr.msg_name = datagrams[i].address;
-        messages[i].msg_hdr.msg_namelen = sizeof(datagrams[i].address);
-        messages[i].msg_hdr.msg_iov = &vectors[i];
-        messages[i].msg_hdr.msg_iovlen = 1;
-        messages[i].msg_hdr.msg_control = 0;
-        messages[i].msg_hdr.msg_controllen = 0;
-        messages[i].msg_hdr.msg_flags = 0;
-        messages[i].msg_len = 0;
+        fill_message(&messages[i], &vectors[i], datagrams[i].address, sizeof(datagrams[i].address), area + (size_t)i * size, size);
     }
     int received = recvmmsg(fd, messages, count, MSG_DONTWAIT, 0);
     for (int i = 0; i < received; i++) {
@@ -43,15 +48,7 @@ int inetkit_send_datagrams(int fd, struct inetkit_reply *replies, unsigned int c
     struct iovec vectors[INETKIT_MAX_BATCH];
     if (count > INETKIT_MAX_BATCH) count = INETKIT_MAX_BATCH;
     for (unsigned int i = 0; i < count; i++) {
-        vectors[i].iov_base = (void *)replies[i].data;
-        vectors[i].iov_len = replies[i].length;
-        messages[i].msg_hdr.msg_name = (void *)replies[i].address;
-        messages[i].msg_hdr.msg_namelen = replies[i].address_length;
-        messages[i].msg_hdr.msg_iov = &vectors[i];
-        messages[i].msg_hdr.msg_iovlen = 1;
-        messages[i].msg_hdr.msg_control = 0;
-        messages[i].msg_hdr.msg_controllen = 0;
-        messages[i].msg_hdr.msg_flags = 0;
+        fill_message(&messages[i], &vectors[i], (void *)replies[i].address, replies[i].address_length, (void *)replies[i].data, replies[i].length);
         replies[i].sent = 0;
     }
     unsigned int done = 0;

@@ -421,22 +421,28 @@ public struct LogLine {
                 bytes.append(contentsOf: key)
                 bytes.append(UInt8(ascii: "="))
                 // (Most values are native strings: scanned and copied from their storage.)
-                let plain = value.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
-                    guard !utf8.isEmpty, !utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 == 0x3D }) else { return false }
-                    bytes.append(contentsOf: utf8)
-                    return true
+                var bare = false
+                let contiguous: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
+                    bare = Self.isBare(utf8)
+                    if bare { bytes.append(contentsOf: utf8) }
                 }
-                if plain == nil {
-                    if value.isEmpty || value.utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 == 0x3D }) {
-                        bytes.append(contentsOf: JSON.quote(value).utf8)
-                    } else {
-                        bytes.append(contentsOf: value.utf8)
-                    }
-                } else if plain == false {
-                    bytes.append(contentsOf: JSON.quote(value).utf8)
+                if contiguous == nil {
+                    bare = Self.isBare(value.utf8)
+                    if bare { bytes.append(contentsOf: value.utf8) }
                 }
+                if !bare { bytes.append(contentsOf: JSON.quote(value).utf8) }
             }
         }
+    }
+
+    /// Whether a text value is written as it is (not empty, no space, quote or `=`).
+    private static func isBare(_ utf8: some Sequence<UInt8>) -> Bool {
+        var empty = true
+        for byte in utf8 {
+            if byte == 0x20 || byte == 0x22 || byte == 0x3D { return false }
+            empty = false
+        }
+        return !empty
     }
 
     /// A number field.
