@@ -157,7 +157,7 @@ let package = Package(
         ),
         .testTarget(
             name: "InetSNMPTests",
-            dependencies: ["InetSNMP", "InetCore", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["InetSNMP", "InetCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "SwiftASN1", package: "swift-asn1")],
             swiftSettings: swiftSettings
         ),
         .target(

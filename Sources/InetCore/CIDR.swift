@@ -25,13 +25,27 @@ public struct CIDR: Sendable, Equatable {
     }
 
     public func contains(_ address: SocketAddress) -> Bool {
-        guard let text = address.ipAddress else { return false }
-        var candidate = CIDR.address(text, family: AF_INET, count: 4) ?? CIDR.address(text, family: AF_INET6, count: 16) ?? []
-        if text.contains(":") == false { candidate = Array(candidate.prefix(4)) }
-        // ::ffff:a.b.c.d matches IPv4 blocks.
-        if candidate.count == 16, bytes.count == 4, candidate.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
-            candidate = Array(candidate.suffix(4))
+        // Read from the socket address itself (no text on the way: SNMP asks this per request).
+        switch address {
+        case .v4(let v4):
+            // struct sockaddr_in: family (2 bytes), port (2), address (4).
+            return withUnsafeBytes(of: v4.address) { matches(UnsafeRawBufferPointer(rebasing: $0[4..<8])) }
+        case .v6(let v6):
+            // struct sockaddr_in6: family (2), port (2), flow information (4), address (16).
+            return withUnsafeBytes(of: v6.address) { whole in
+                let raw = UnsafeRawBufferPointer(rebasing: whole[8..<24])
+                // ::ffff:a.b.c.d matches IPv4 blocks.
+                if bytes.count == 4, raw.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]) {
+                    return matches(UnsafeRawBufferPointer(rebasing: raw[12...]))
+                }
+                return matches(raw)
+            }
+        default:
+            return false
         }
+    }
+
+    private func matches(_ candidate: UnsafeRawBufferPointer) -> Bool {
         guard candidate.count == bytes.count else { return false }
         var remaining = prefix
         for (a, b) in zip(candidate, bytes) where remaining > 0 {

@@ -1,3 +1,4 @@
+import SwiftASN1
 import XCTest
 @testable import InetSNMP
 
@@ -8,6 +9,12 @@ final class BERTests: XCTestCase {
         XCTAssertEqual(Array(bytes.prefix(7)), [0x2B, 6, 1, 4, 1, 0x81, 0xFD])
         XCTAssertEqual(OID(encodedContent: bytes[...]), oid)
         XCTAssertEqual(OID("1.3.6.1.2.1.1.3.0")?.description, "1.3.6.1.2.1.1.3.0")
+        XCTAssertEqual(OID([0, UInt32.max, 10, 9, 100]).description, "0.4294967295.10.9.100")
+        XCTAssertEqual(OID([]).description, "")
+        for raw: UInt in 0...8 {
+            let type = try XCTUnwrap(PDUType(rawValue: raw))
+            XCTAssertEqual(type.name, "\(type)")
+        }
         XCTAssertEqual(OID(".1.3.6"), [1, 3, 6])
         XCTAssertNil(OID("1.3.x"))
         XCTAssertNil(OID("1..3"))
@@ -74,6 +81,78 @@ final class BERTests: XCTestCase {
         XCTAssertEqual(message.pdu.type, .getRequest)
         XCTAssertEqual(message.pdu.varbinds, [VarBind([1, 3, 6, 1, 2, 1, 1, 1, 0], .null)])
         XCTAssertEqual(message.encode(), bytes)
+    }
+
+    /// The fast reader and writer (`SNMPWire`) against SwiftASN1's: the same bytes for every
+    /// value type and size class, and, for every one-byte corruption of requests and responses,
+    /// a message only where SwiftASN1 finds the same one. BER's rarer forms (indefinite
+    /// lengths, a length in more octets than needed) are left to SwiftASN1 or read alike.
+    func testWireCodecAgreesWithSwiftASN1() throws {
+        let longString = SNMPValue.octetString(Array(repeating: 0x41, count: 300))
+        let numbers: [Int64] = [0, 1, -1, 127, 128, -128, -129, 255, 256, 32767, 32768, -32769, Int64(Int32.max), Int64(Int32.min), Int64.max, Int64.min]
+        let unsigned: [UInt64] = [0, 1, 127, 128, 255, 256, 0x7FFF_FFFF, 0x8000_0000, UInt64(UInt32.max), UInt64.max, 1 << 63]
+        var binds: [VarBind] = numbers.map { VarBind([1, 3, 6, 1, 2], .integer($0)) }
+        binds += unsigned.flatMap { value -> [VarBind] in
+            let small = UInt32(truncatingIfNeeded: value)
+            return [VarBind([1, 3, 6, 1, 7], .counter32(small)), VarBind([1, 3, 6, 1, 8], .gauge32(small)),
+                    VarBind([1, 3, 6, 1, 9], .timeTicks(small)), VarBind([1, 3, 6, 1, 11], .counter64(value))]
+        }
+        binds += [
+            VarBind([1, 3, 6, 1, 2, 1, 1, 1, 0], .string("InetKit")), VarBind([1, 3, 6, 1, 4], .null),
+            VarBind([2, UInt32.max, 0, 127, 128, 16383, 16384], .objectIdentifier([1, 3, 6, 1, 4, 1, 32473])),
+            VarBind([2, 999], .objectIdentifier([2, 999])), VarBind([1, 3, 6, 1, 6], .ipAddress([192, 0, 2, 1])),
+            VarBind([1, 3, 6, 1, 10], .opaque([])), VarBind([1, 3, 6, 1, 12], .noSuchObject),
+            VarBind([1, 3, 6, 1, 13], .noSuchInstance), VarBind([1, 3, 6, 1, 14], .endOfMibView), VarBind([1, 3, 6, 1, 15], longString),
+        ]
+        var messages: [SNMPMessage] = []
+        for type in [PDUType.getRequest, .getNextRequest, .response, .setRequest, .getBulkRequest, .report] {
+            for count in [0, 1, 3, binds.count] {
+                messages.append(SNMPMessage(version: type == .getBulkRequest || type == .report ? .v2c : .v1, community: Array("public".utf8),
+                                            pdu: PDU(type: type, requestID: Int32(count) - 2, errorStatus: Int64(count), errorIndex: -1, varbinds: Array(binds.prefix(count)))))
+            }
+        }
+        messages.append(SNMPMessage(version: .v2c, community: Array(repeating: 0x63, count: 200), pdu: PDU(type: .response, requestID: Int32.min, varbinds: [])))
+        for message in messages {
+            let encoded = message.encode()
+            XCTAssertEqual(encoded, message.encodeWithSwiftASN1(), "\(message.pdu.type) with \(message.pdu.varbinds.count) varbinds")
+            XCTAssertEqual(SNMPWire.decode(encoded), message)
+            for bind in message.pdu.varbinds {
+                var serializer = DER.Serializer()
+                try bind.serialize(into: &serializer)
+                XCTAssertEqual(bind.encodedSize, serializer.serializedBytes.count)
+            }
+        }
+        // A lone first arc is written as `first * 40` (and so reads back as two arcs): the same bytes.
+        let lone = SNMPMessage(version: .v2c, community: [], pdu: PDU(type: .response, requestID: 0, varbinds: [VarBind([7], .objectIdentifier([1]))]))
+        XCTAssertEqual(lone.encode(), lone.encodeWithSwiftASN1())
+        var corruptions = 0
+        for message in messages where message.pdu.varbinds.count <= 3 {
+            let valid = message.encode()
+            for index in valid.indices {
+                for value: UInt8 in [0x00, 0x01, 0x05, 0x7F, 0x80, 0x81, 0x82, 0x84, 0xA5, 0xFF] {
+                    var bytes = valid
+                    bytes[index] = value
+                    let reference = try? SNMPMessage.decodeWithSwiftASN1(bytes)
+                    if let fast = SNMPWire.decode(bytes) {
+                        XCTAssertEqual(fast, reference, "byte \(index) set to \(value)")
+                    } else if reference == nil {
+                        corruptions += 1
+                    }
+                    XCTAssertEqual(try? SNMPMessage.decode(bytes), reference)
+                }
+            }
+            XCTAssertNil(SNMPWire.decode(valid + [0]), "trailing bytes")
+            XCTAssertNil(SNMPWire.decode(Array(valid.dropLast())), "truncated")
+        }
+        XCTAssertGreaterThan(corruptions, 100, "corruptions both refuse")
+        // A length in more octets than needed is BER: both read it. Indefinite: SwiftASN1's.
+        let request: [UInt8] = [0x30, 0x81, 0x1A, 0x02, 0x01, 0x01, 0x04, 0x01, 0x70, 0xA0, 0x12, 0x02, 0x01, 0x07, 0x02, 0x01, 0x00,
+                                0x02, 0x01, 0x00, 0x30, 0x07, 0x30, 0x05, 0x06, 0x01, 0x2B, 0x05, 0x00]
+        XCTAssertNotNil(SNMPWire.decode(request))
+        XCTAssertEqual(SNMPWire.decode(request), try SNMPMessage.decodeWithSwiftASN1(request))
+        let indefinite: [UInt8] = [0x30, 0x80] + request.dropFirst(3) + [0x00, 0x00]
+        XCTAssertNil(SNMPWire.decode(indefinite))
+        XCTAssertEqual(try SNMPMessage.decode(indefinite), try SNMPMessage.decodeWithSwiftASN1(request))
     }
 
     func testMalformedInputIsRejectedNotTrapped() {

@@ -4,10 +4,15 @@ import NIOCore
 @testable import InetSNMP
 
 enum SNMPTargets {
-    /// BER and the message structure: what decodes, encodes, and decodes to the same message.
-    static let message = FuzzTarget(name: "snmp-message", summary: "SNMP v1/v2c messages in BER: decode, encode, decode again", maximumLength: 65_507) { bytes in
+    /// BER and the message structure: what decodes, encodes, and decodes to the same message;
+    /// the fast reader and writer (`SNMPWire`) agree with SwiftASN1's parser and serializer.
+    static let message = FuzzTarget(name: "snmp-message", summary: "SNMP v1/v2c messages in BER: decode, encode, decode again; SNMPWire against SwiftASN1", maximumLength: 65_507) { bytes in
+        let reference = try? SNMPMessage.decodeWithSwiftASN1(bytes)
+        if let fast = SNMPWire.decode(bytes), fast != reference { return "SNMPWire decodes a message SwiftASN1 does not, or another one" }
         guard let message = try? SNMPMessage.decode(bytes) else { return nil }
+        guard message == reference else { return "decode differs from SwiftASN1's" }
         let encoded = message.encode()
+        guard encoded == message.encodeWithSwiftASN1() else { return "SNMPWire's DER differs from SwiftASN1's" }
         guard let again = try? SNMPMessage.decode(encoded) else { return "an encoded message does not decode" }
         guard again == message else { return "decode → encode → decode changed the message" }
         return nil

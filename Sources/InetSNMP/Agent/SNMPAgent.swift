@@ -270,7 +270,7 @@ final class SNMPAgent: Sendable {
             return nil
         }
         note.version = message.version == .v1 ? "1" : "2c"
-        note.pdu = "\(message.pdu.type)"
+        note.pdu = message.pdu.type.name
         note.oids = message.pdu.varbinds.prefix(SNMPExchangeNote.maximumOIDs).map(\.oid.description)
         note.varbindCount = message.pdu.varbinds.count
         guard let community = communities.first(where: { $0.name == message.community }),

@@ -27,7 +27,27 @@ public struct OID: Hashable, Comparable, Sendable, CustomStringConvertible, Expr
         components = parts
     }
 
-    public var description: String { components.map(String.init).joined(separator: ".") }
+    /// `1.3.6.1.2.1.1.3.0`, written digit by digit into one buffer (an event lists the OIDs
+    /// of every request).
+    public var description: String {
+        var text: [UInt8] = []
+        text.reserveCapacity(components.count * 4)
+        for (index, component) in components.enumerated() {
+            if index > 0 { text.append(UInt8(ascii: ".")) }
+            var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            var count = 0
+            var rest = component
+            withUnsafeMutableBytes(of: &digits) { raw in
+                repeat {
+                    raw[count] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                    rest /= 10
+                    count += 1
+                } while rest > 0
+                for position in stride(from: count - 1, through: 0, by: -1) { text.append(raw[position]) }
+            }
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
 
     public static func < (lhs: OID, rhs: OID) -> Bool {
         for (a, b) in zip(lhs.components, rhs.components) where a != b { return a < b }

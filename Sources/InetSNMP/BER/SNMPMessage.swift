@@ -42,6 +42,22 @@ public struct VarBind: Hashable, Sendable {
 public enum PDUType: UInt, Sendable {
     case getRequest = 0, getNextRequest = 1, response = 2, setRequest = 3, trapV1 = 4, getBulkRequest = 5
     case informRequest = 6, snmpV2Trap = 7, report = 8
+
+    /// The case's name (`getRequest`), as `"\(type)"` writes it, without reflection (an
+    /// event names the PDU of every request).
+    public var name: String {
+        switch self {
+        case .getRequest: "getRequest"
+        case .getNextRequest: "getNextRequest"
+        case .response: "response"
+        case .setRequest: "setRequest"
+        case .trapV1: "trapV1"
+        case .getBulkRequest: "getBulkRequest"
+        case .informRequest: "informRequest"
+        case .snmpV2Trap: "snmpV2Trap"
+        case .report: "report"
+        }
+    }
 }
 
 /// Error statuses (RFC 3416 3; 0...5 are also SNMPv1's).
@@ -115,7 +131,17 @@ enum SNMPTag {
 
 extension SNMPMessage {
     /// Decodes one message. Every length, tag and integer is checked; nothing here can trap.
+    /// The common forms (definite lengths, one-byte tags) are read by `SNMPWire.decode`, which
+    /// makes no node tree; anything it does not take (an error, indefinite lengths, BER's
+    /// rarer forms) is decoded by SwiftASN1's BER parser, which also words the error.
     public static func decode(_ bytes: [UInt8]) throws(SNMPDecodeError) -> SNMPMessage {
+        if let message = SNMPWire.decode(bytes) { return message }
+        return try decodeWithSwiftASN1(bytes)
+    }
+
+    /// The reference decoder: SwiftASN1's BER parse, then the message structure. The fast
+    /// path is checked against it (unit tests, and the `snmp-message` fuzz target).
+    static func decodeWithSwiftASN1(_ bytes: [UInt8]) throws(SNMPDecodeError) -> SNMPMessage {
         let root: ASN1Node
         do {
             root = try BER.parse(bytes)
@@ -219,7 +245,13 @@ extension SNMPMessage {
 // MARK: - Encoding
 
 extension SNMPMessage {
+    /// The message in DER (`SNMPWire.encode`: lengths computed first, then written in one pass).
     public func encode() -> [UInt8] {
+        SNMPWire.encode(self) ?? encodeWithSwiftASN1()
+    }
+
+    /// The reference encoder: SwiftASN1's DER serializer. `encode()` gives the same bytes.
+    func encodeWithSwiftASN1() -> [UInt8] {
         var serializer = DER.Serializer()
         // Appending primitive and constructed nodes cannot fail for these closures.
         try? serializer.appendConstructedNode(identifier: .sequence) { message in
@@ -270,11 +302,7 @@ extension VarBind {
     }
 
     /// The encoded size of this binding, for fitting a response into the message size.
-    var encodedSize: Int {
-        var serializer = DER.Serializer()
-        try? serialize(into: &serializer)
-        return serializer.serializedBytes.count
-    }
+    var encodedSize: Int { SNMPWire.fieldSize(SNMPWire.contentSize(of: self)) }
 }
 
 extension SNMPValue {
