@@ -25,23 +25,24 @@ public struct CIDR: Sendable, Equatable {
     }
 
     public func contains(_ address: SocketAddress) -> Bool {
-        // Read from the socket address itself (no text on the way: SNMP asks this per request).
-        switch address {
-        case .v4(let v4):
-            // struct sockaddr_in: family (2 bytes), port (2), address (4).
-            return withUnsafeBytes(of: v4.address) { matches(UnsafeRawBufferPointer(rebasing: $0[4..<8])) }
-        case .v6(let v6):
-            // struct sockaddr_in6: family (2), port (2), flow information (4), address (16).
-            return withUnsafeBytes(of: v6.address) { whole in
-                let raw = UnsafeRawBufferPointer(rebasing: whole[8..<24])
+        // Read from the sockaddr itself (no text on the way: SNMP asks this per request), as
+        // `SourceKey` does: sockaddr_in keeps the IPv4 address at offset 4, sockaddr_in6 the
+        // IPv6 address at offset 8.
+        address.withSockAddr { pointer, length in
+            let raw = UnsafeRawBufferPointer(start: UnsafeRawPointer(pointer), count: length)
+            switch address.protocol {
+            case .inet where length >= 8:
+                return matches(UnsafeRawBufferPointer(rebasing: raw[4..<8]))
+            case .inet6 where length >= 24:
+                let v6 = UnsafeRawBufferPointer(rebasing: raw[8..<24])
                 // ::ffff:a.b.c.d matches IPv4 blocks.
-                if bytes.count == 4, raw.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]) {
-                    return matches(UnsafeRawBufferPointer(rebasing: raw[12...]))
+                if bytes.count == 4, v6.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]) {
+                    return matches(UnsafeRawBufferPointer(rebasing: v6[12...]))
                 }
-                return matches(raw)
+                return matches(v6)
+            default:
+                return false
             }
-        default:
-            return false
         }
     }
 

@@ -34,17 +34,14 @@ public struct OID: Hashable, Comparable, Sendable, CustomStringConvertible, Expr
         text.reserveCapacity(components.count * 4)
         for (index, component) in components.enumerated() {
             if index > 0 { text.append(UInt8(ascii: ".")) }
-            var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-            var count = 0
+            // Digits from the right, then turned around in place.
+            let start = text.count
             var rest = component
-            withUnsafeMutableBytes(of: &digits) { raw in
-                repeat {
-                    raw[count] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
-                    rest /= 10
-                    count += 1
-                } while rest > 0
-                for position in stride(from: count - 1, through: 0, by: -1) { text.append(raw[position]) }
-            }
+            repeat {
+                text.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10))
+                rest /= 10
+            } while rest > 0
+            text[start...].reverse()
         }
         return String(decoding: text, as: UTF8.self)
     }
