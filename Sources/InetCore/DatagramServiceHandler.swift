@@ -33,6 +33,21 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     private var writer: EventRingWriter?
     private var eventSettings: EventSettings
     var localPort = 0
+
+    /// Whether exchanges are recorded as events now.
+    var recordsEvents: Bool { writer != nil && eventKind != nil }
+
+    /// What every event of a datagram from `peer` to this socket starts with
+    /// (`,"transport":"udp","peer":"…","port":N`), encoded once per source by a socket that
+    /// keeps its sources (`DirectDatagramSocket`).
+    func eventMembers(peer: SocketAddress) -> EventMembers {
+        let port = localPort
+        return EventMembers { body in
+            body.plain("transport", "udp")
+            body.address("peer", peer)
+            body.int("port", port)
+        }
+    }
     private let eventKind: String?
     /// Whether the service describes its exchanges itself (not the generic `datagram` kind).
     private let eventDescribed: Bool
@@ -94,7 +109,8 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     /// socket took the reply), recorded as an event and logged. `channel` is nil on a socket
     /// served directly (the service answers from the datagram alone).
     @inline(__always)
-    func exchange(_ payload: ByteBuffer, from remoteAddress: SocketAddress, allocator: ByteBufferAllocator, channel: (any Channel)?, write: (ByteBuffer) -> Bool) {
+    func exchange(_ payload: ByteBuffer, from remoteAddress: SocketAddress, peerMembers: EventMembers? = nil, allocator: ByteBufferAllocator, channel: (any Channel)?,
+                  write: (ByteBuffer) -> Bool) {
         let size = payload.readableBytes
         pending.datagramsIn &+= 1
         pending.bytesIn &+= size
@@ -146,14 +162,21 @@ final class DatagramServiceHandler: ChannelInboundHandler {
             pending.bytesOut &+= sent
             outcome = "replied"
         }
+        // (A local: read through `self` inside the event's closure, the service struct was
+        // copied field by field for every datagram.)
+        let service = self.service
         if let writer, let kind = eventKind {
             if batchTime == 0 { batchTime = EventBody.now() }
             // The event is encoded in its ring slot while the exchange happens (the service
             // describes it as it answers): no buffer, no copy.
             writer.publish(id: writer.allocateID(), service: name, kind: kind, connection: 0, time: batchTime) { body in
-                body.string("transport", "udp")
-                body.address("peer", remoteAddress)
-                body.int("port", localPort)
+                if let peerMembers {
+                    body.members(peerMembers)
+                } else {
+                    body.plain("transport", "udp")
+                    body.address("peer", remoteAddress)
+                    body.int("port", localPort)
+                }
                 let answer = if let channel {
                     service.reply(toDatagram: payload, from: remoteAddress, channel: channel, event: &body)
                 } else {

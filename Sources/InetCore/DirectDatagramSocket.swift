@@ -132,14 +132,16 @@ final class DirectDatagramSocket: @unchecked Sendable {
             for index in 0..<Int(received) {
                 let datagram = datagrams[index]
                 let length = Int(datagram.length)
-                let source = addresses.address(datagrams + index)
+                let known = addresses.address(datagrams + index)
                 if datagram.truncated != 0 || length > maxDatagram {
-                    handler.droppedUnread(length, from: source)
+                    handler.droppedUnread(length, from: known?.address)
                     continue
                 }
-                guard let source else { continue }
+                guard let known else { continue }
+                let source = known.address
+                let peerMembers = handler.recordsEvents ? addresses.eventMembers(known.slot) { handler.eventMembers(peer: source) } : nil
                 let payload = allocator.buffer(bytes: UnsafeRawBufferPointer(start: area + index * slot, count: length))
-                handler.exchange(payload, from: source, allocator: allocator, channel: nil) { reply in
+                handler.exchange(payload, from: source, peerMembers: peerMembers, allocator: allocator, channel: nil) { reply in
                     let size = reply.readableBytes
                     guard size <= replyRoom else { return false }
                     let room = outgoing + pendingReplies * replyRoom
@@ -166,14 +168,24 @@ final class DirectDatagramSocket: @unchecked Sendable {
     }
 
     /// The `SocketAddress` of each recent source, so a source that keeps asking (a resolver, a
-    /// monitoring station) costs no allocation and no inet_ntop per datagram: 64 entries,
-    /// direct-mapped by address and port.
+    /// monitoring station) costs no allocation and no inet_ntop per datagram, and the start of
+    /// its events is encoded once: 64 entries, direct-mapped by address and port.
     struct AddressCache {
         private var keys = [sockaddr_storage](repeating: sockaddr_storage(), count: 64)
         private var lengths = [UInt32](repeating: 0, count: 64)
         private var values = [SocketAddress?](repeating: nil, count: 64)
+        private var members = [EventMembers?](repeating: nil, count: 64)
 
-        mutating func address(_ datagram: UnsafeMutablePointer<inetkit_datagram>) -> SocketAddress? {
+        /// The event members of the source in `slot` (what `address` returned), made by `make`
+        /// the first time.
+        mutating func eventMembers(_ slot: Int, make: () -> EventMembers) -> EventMembers {
+            if let known = members[slot] { return known }
+            let made = make()
+            members[slot] = made
+            return made
+        }
+
+        mutating func address(_ datagram: UnsafeMutablePointer<inetkit_datagram>) -> (address: SocketAddress, slot: Int)? {
             let length = Int(datagram.pointee.address_length)
             let raw = UnsafeRawBufferPointer(start: UnsafeRawPointer(datagram) + DirectDatagramSocket.addressOffset, count: MemoryLayout<sockaddr_storage>.size)
             let family = Int32(raw.load(as: sa_family_t.self))
@@ -194,14 +206,15 @@ final class DirectDatagramSocket: @unchecked Sendable {
             let hit = lengths[slot] == UInt32(size) && keys.withUnsafeBytes { stored in
                 memcmp(stored.baseAddress! + slot * MemoryLayout<sockaddr_storage>.stride, raw.baseAddress!, size) == 0
             }
-            if hit, let known = values[slot] { return known }
+            if hit, let known = values[slot] { return (known, slot) }
             let address = family == AF_INET
                 ? SocketAddress(raw.loadUnaligned(as: sockaddr_in.self))
                 : SocketAddress(raw.loadUnaligned(as: sockaddr_in6.self))
             keys[slot] = raw.loadUnaligned(as: sockaddr_storage.self)
             lengths[slot] = UInt32(size)
             values[slot] = address
-            return address
+            members[slot] = nil
+            return (address, slot)
         }
     }
 }

@@ -201,6 +201,62 @@ final class EventBodyTests: XCTestCase {
         }
     }
 
+    func testLiteralsAndMembersEncodedOnceReadAsTheSameMembers() throws {
+        var body = EventBody(limit: 1024)
+        body.plain("transport", "udp")
+        body.plain("odd", "a\"b<c>")
+        let peer = try SocketAddress(ipAddress: "192.0.2.9", port: 5353)
+        let members = EventMembers { once in
+            once.address("peer", peer)
+            once.int("port", 53)
+        }
+        body.members(members)
+        body.members(members)
+        let object = try decode(&body)
+        XCTAssertEqual(object["transport"] as? String, "udp")
+        XCTAssertEqual(object["odd"] as? String, "a\"b<c>")
+        XCTAssertEqual(object["peer"] as? String, "192.0.2.9:5353")
+        XCTAssertEqual(object["port"] as? Int, 53)
+        // Members that do not fit are left out whole and the body marked; never overrun.
+        var small = EventBody(limit: 128)
+        let wide = EventMembers { $0.string("text", String(repeating: "x", count: 200)) }
+        XCTAssertTrue(wide.bytes.isEmpty, "a member cut when encoded is kept out")
+        let fits = EventMembers { $0.string("text", String(repeating: "y", count: 60)) }
+        small.members(fits)
+        small.members(fits)
+        let finished = small.finish()
+        XCTAssertLessThanOrEqual(finished.count, 128)
+        XCTAssertTrue(small.truncated)
+    }
+
+    func testARunOfBytesIsWrittenAsEachByteWouldBe() {
+        // Every byte alone and inside a run of letters: the run's fast copy and the byte-at-a-time
+        // escape agree.
+        for byte in 0...255 {
+            let run: [UInt8] = Array("ab".utf8) + [UInt8(byte)] + Array("cd".utf8)
+            var fast = EventBody(limit: 256)
+            fast.text("v") { writer in
+                run.withUnsafeBufferPointer { writer.append(run: $0) }
+                return true
+            }
+            var slow = EventBody(limit: 256)
+            slow.text("v") { writer in
+                for value in run { writer.append(value) }
+                return true
+            }
+            XCTAssertEqual(fast.finish(), slow.finish(), "byte \(byte)")
+        }
+        // A run past the room is cut and marked, never overrun.
+        var small = EventBody(limit: 128)
+        small.text("v") { writer in
+            let long = [UInt8](repeating: UInt8(ascii: "a"), count: 500)
+            long.withUnsafeBufferPointer { writer.append(run: $0) }
+            return true
+        }
+        XCTAssertLessThanOrEqual(small.finish().count, 128)
+        XCTAssertTrue(small.truncated)
+    }
+
     func testInvalidUTF8FromAPeerBecomesReplacementCharacters() throws {
         var body = EventBody(limit: 512)
         body.text("text", bytes: [0x48, 0xFF, 0xC3, 0x28, 0x49])

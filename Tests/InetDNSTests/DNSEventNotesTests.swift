@@ -51,4 +51,28 @@ final class DNSEventNotesTests: XCTestCase {
         XCTAssertEqual(cut["truncated"] as? Bool, true)
         XCTAssertLessThan((cut["qname"] as? String)?.count ?? 999, 256)
     }
+
+    func testTheLiteralNamesOfTypesAndRcodesAreTheirNames() {
+        for type in 0...300 {
+            let type = DNSType(rawValue: UInt16(type))
+            XCTAssertEqual(type.staticName.map { "\($0)" }, type.knownName)
+        }
+        XCTAssertEqual(DNSType(rawValue: 28).description, "AAAA")
+        XCTAssertEqual(DNSType(rawValue: 65280).description, "TYPE65280")
+        for code in UInt16(0)...20 {
+            let name = DNSRCodeName.name(code)
+            if let known = DNSRCodeName.staticName(code) {
+                XCTAssertEqual("\(known)", name)
+            } else {
+                XCTAssertEqual(name, "RCODE\(code)")
+            }
+        }
+        XCTAssertEqual(DNSRCodeName.name(3), "NXDOMAIN")
+    }
+
+    func testHostnameLabelsAndOddLabelsMixed() throws {
+        let event = try describe(query([Array("Mail-01_x".utf8), Array("a b".utf8), Array("example".utf8)], type: 65280))
+        XCTAssertEqual(event["qname"] as? String, #"Mail-01_x.a\032b.example."#)
+        XCTAssertEqual(event["qtype"] as? String, "TYPE65280")
+    }
 }

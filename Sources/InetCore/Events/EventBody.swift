@@ -166,6 +166,31 @@ public struct EventBody {
         appendQuoted(value.utf8)
     }
 
+    /// A member whose value is a literal of printable ASCII that needs no escape (`"udp"`,
+    /// `"NOERROR"`): key and value copied with one bounds check, nothing scanned. A literal that
+    /// would need an escape is escaped as `string` does it (checked, never trusted).
+    @inline(__always)
+    public mutating func plain(_ name: StaticString, _ value: StaticString) {
+        let length = value.utf8CodeUnitCount
+        guard value.hasPointerRepresentation, room > length + 2, key(name) else {
+            if !value.hasPointerRepresentation { string(name, value.description) } else { truncated = true }
+            return
+        }
+        let text = UnsafeBufferPointer(start: value.utf8Start, count: length)
+        if !appendPlain(text) { appendEscaped(text) }
+    }
+
+    /// Members encoded once beforehand (`EventMembers`, e.g. a socket's transport and port):
+    /// copied whole, or not at all when they do not fit.
+    @inline(__always)
+    public mutating func members(_ encoded: EventMembers) {
+        guard encoded.bytes.count <= room else {
+            truncated = true
+            return
+        }
+        encoded.bytes.withUnsafeBufferPointer { append($0) }
+    }
+
     public mutating func string(_ name: StaticString, _ value: Substring) {
         guard key(name) else { return }
         appendQuoted(value.utf8)
@@ -366,7 +391,7 @@ public struct EventBody {
 
     /// Whether a byte goes into a string as it is (no escape, not the start of U+2028/9): one
     /// bit each in four constant words (no table to initialise, no lazy global on the way).
-    @inline(__always)
+    @inlinable @inline(__always)
     static func isPlain(_ byte: UInt8) -> Bool {
         let word: UInt64
         switch byte >> 6 {
@@ -525,6 +550,19 @@ public struct EventBody {
     }
 }
 
+/// Members encoded once by an `EventBody` (so escaped like any), then copied into each event
+/// that carries them: what is the same for every event of a socket costs one copy.
+public struct EventMembers: Sendable {
+    let bytes: [UInt8]
+
+    public init(_ fill: (inout EventBody) -> Void) {
+        var body = EventBody(limit: 512)
+        fill(&body)
+        // (A cut member would be a cut member in every event: kept out instead.)
+        bytes = body.truncated ? [] : body.finish()
+    }
+}
+
 /// Writes the bytes of one event string in place (`EventBody.text(_:writing:)`), escaped for
 /// JSON and HTML; past the room it has, bytes are dropped and `full` is set.
 public struct EventTextWriter {
@@ -542,6 +580,26 @@ public struct EventTextWriter {
 
     /// Bytes written so far.
     public var written: Int { count }
+
+    /// Appends a run of bytes, each escaped as `append(_:)` escapes it; a run that needs no
+    /// escape (a DNS label of letters and digits) is copied at once.
+    @inlinable
+    public mutating func append(run bytes: UnsafeBufferPointer<UInt8>) {
+        guard let start = bytes.baseAddress else { return }
+        var plain = count + bytes.count <= end
+        if plain {
+            for byte in bytes where !EventBody.isPlain(byte) || byte >= 0x7F {
+                plain = false
+                break
+            }
+        }
+        guard plain else {
+            for byte in bytes { append(byte) }
+            return
+        }
+        (base + count).update(from: start, count: bytes.count)
+        count += bytes.count
+    }
 
     @inlinable @inline(__always)
     public mutating func append(_ byte: UInt8) {

@@ -130,6 +130,11 @@ public struct DNSClient: Sendable {
 /// RCODE mnemonics for output.
 public enum DNSRCodeName {
     public static func name(_ code: UInt16) -> String {
+        staticName(code).map { String(describing: $0) } ?? "RCODE\(code)"
+    }
+
+    /// The name of a known rcode as a literal; nil for the others.
+    public static func staticName(_ code: UInt16) -> StaticString? {
         switch code {
         case 0: "NOERROR"
         case 1: "FORMERR"
@@ -139,7 +144,7 @@ public enum DNSRCodeName {
         case 5: "REFUSED"
         case 9: "NOTAUTH"
         case 16: "BADVERS"
-        default: "RCODE\(code)"
+        default: nil
         }
     }
 }

@@ -26,6 +26,11 @@ public struct DNSType: RawRepresentable, Hashable, Sendable, CustomStringConvert
     /// The name of a type this module knows, nil for the others. A switch of literals (no
     /// dictionary, no hashing, no reference counting): every logged query names its type.
     public var knownName: String? {
+        staticName.map { String(describing: $0) }
+    }
+
+    /// The same as a literal (what an event copies without a String on the way).
+    public var staticName: StaticString? {
         switch rawValue {
         case 1: "A"
         case 2: "NS"

@@ -6,7 +6,7 @@ import NIOCore
 /// without one, from the query), with every length checked: a query is peer bytes.
 enum DNSEventNotes {
     /// `from`: `cache`, `zone`, `transfer` (AXFR) or `none` (nothing was sent).
-    static func describe(query: UnsafeRawBufferPointer, reply: UnsafeRawBufferPointer?, from: String, into body: inout EventBody) {
+    static func describe(query: UnsafeRawBufferPointer, reply: UnsafeRawBufferPointer?, from: StaticString, into body: inout EventBody) {
         let message = reply ?? query
         var question: (type: UInt16, qclass: UInt16)?
         body.text("qname") { writer in
@@ -14,18 +14,26 @@ enum DNSEventNotes {
             return question != nil
         }
         if let question {
-            body.string("qtype", DNSType(rawValue: question.type).description)
+            if let name = DNSType(rawValue: question.type).staticName {
+                body.plain("qtype", name)
+            } else {
+                body.string("qtype", DNSType(rawValue: question.type).description)
+            }
             if question.qclass != 1 { body.int("qclass", Int(question.qclass)) }
         }
         if let reply, reply.count >= 12 {
             let flags = UInt16(reply[2]) << 8 | UInt16(reply[3])
-            body.string("rcode", DNSRCodeName.name(flags & 0x0F))
+            if let name = DNSRCodeName.staticName(flags & 0x0F) {
+                body.plain("rcode", name)
+            } else {
+                body.string("rcode", DNSRCodeName.name(flags & 0x0F))
+            }
             body.int("answers", Int(UInt16(reply[6]) << 8 | UInt16(reply[7])))
             if flags & 0x0200 != 0 { body.bool("truncated_reply", true) }
         } else {
-            body.string("rcode", "none")
+            body.plain("rcode", "none")
         }
-        body.string("answered_from", from)
+        body.plain("answered_from", from)
     }
 
     /// The first question of a message, its name written in presentation form
@@ -42,6 +50,14 @@ enum DNSEventNotes {
             if label == 0 { offset += 1; break }
             guard label < 64, offset + 1 + label <= message.count, wire + label < 255 else { return nil }
             wire += label + 1
+            // The common label (letters, digits, `-`, `_`) needs no escape: copied at once.
+            let bytes = UnsafeBufferPointer(rebasing: message.assumingMemoryBound(to: UInt8.self)[(offset + 1)..<(offset + 1 + label)])
+            if bytes.allSatisfy(Self.isHostnameByte) {
+                name.append(run: bytes)
+                name.append(UInt8(ascii: "."))
+                offset += 1 + label
+                continue
+            }
             for index in (offset + 1)..<(offset + 1 + label) {
                 let byte = message[index]
                 // Dots and odd bytes in a label are shown as RFC 1035 escapes.
@@ -65,5 +81,12 @@ enum DNSEventNotes {
         let type = UInt16(message[offset]) << 8 | UInt16(message[offset + 1])
         let qclass = UInt16(message[offset + 2]) << 8 | UInt16(message[offset + 3])
         return (type, qclass)
+    }
+
+    @inline(__always)
+    static func isHostnameByte(_ byte: UInt8) -> Bool {
+        let lower = byte | 0x20
+        return (lower >= UInt8(ascii: "a") && lower <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+            || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
     }
 }

@@ -73,7 +73,7 @@ public struct DNSService: InetService {
     }
 
     public func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        var from = ""
+        var from: StaticString = ""
         return reply(toDatagram: payload, allocator: allocator, from: &from)
     }
 
@@ -88,7 +88,7 @@ public struct DNSService: InetService {
     }
 
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator, event: inout EventBody) -> ByteBuffer? {
-        var from = "zone"
+        var from: StaticString = "zone"
         let answer = reply(toDatagram: payload, allocator: allocator, from: &from)
         let (reply, limited) = limit(answer, to: source, allocator: allocator)
         payload.withUnsafeReadableBytes { query in
@@ -107,7 +107,7 @@ public struct DNSService: InetService {
     }
 
     public func reply(toDatagram payload: ByteBuffer, from source: SocketAddress, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        var from = ""
+        var from: StaticString = ""
         return limit(reply(toDatagram: payload, allocator: allocator, from: &from), to: source, allocator: allocator).reply
     }
 
@@ -142,7 +142,7 @@ public struct DNSService: InetService {
         ])
     }
 
-    func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator, from: inout String) -> ByteBuffer? {
+    func reply(toDatagram payload: ByteBuffer, allocator: ByteBufferAllocator, from: inout StaticString) -> ByteBuffer? {
         // The common case: a plain query whose answer is cached. The reply is the cached bytes
         // with this query's ID and question (its letter case) written over them, built straight
         // into the outgoing buffer.
@@ -171,11 +171,11 @@ public struct DNSService: InetService {
 
     /// The answer to one query's bytes; nil when nothing should be sent (not even a header).
     func answer(_ bytes: [UInt8], transport: Transport, peer: SocketAddress?) -> [UInt8]? {
-        var from = ""
+        var from: StaticString = ""
         return answer(bytes, transport: transport, peer: peer, from: &from)
     }
 
-    func answer(_ bytes: [UInt8], transport: Transport, peer: SocketAddress?, from: inout String) -> [UInt8]? {
+    func answer(_ bytes: [UInt8], transport: Transport, peer: SocketAddress?, from: inout StaticString) -> [UInt8]? {
         let generation = zones.generation
         let key = AnswerCache.key(for: bytes, tcp: transport == .tcp, maximumUDP: Int(Authority.maximumUDPPayload))
         from = "zone"

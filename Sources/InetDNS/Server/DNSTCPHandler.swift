@@ -111,13 +111,13 @@ final class DNSTCPHandler: ChannelDuplexHandler {
             note(query: bytes, reply: messages.first, from: "transfer", messages: messages.count)
             return
         }
-        var from = "zone"
+        var from: StaticString = "zone"
         let answer = service.answer(bytes, transport: .tcp, peer: context.channel.remoteAddress, from: &from)
         if let answer { send(answer, context: context) }
         note(query: bytes, reply: answer, from: answer == nil ? "none" : from)
     }
 
-    private func note(query: [UInt8], reply: [UInt8]?, from: String, messages: Int = 1) {
+    private func note(query: [UInt8], reply: [UInt8]?, from: StaticString, messages: Int = 1) {
         guard let events else { return }
         events.emit("dns.query") { body in
             query.withUnsafeBytes { query in
