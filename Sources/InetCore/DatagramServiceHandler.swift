@@ -112,6 +112,7 @@ final class DatagramServiceHandler: ChannelInboundHandler {
     func exchange(_ payload: ByteBuffer, from remoteAddress: SocketAddress, peerMembers: EventMembers? = nil, allocator: ByteBufferAllocator, channel: (any Channel)?,
                   write: (ByteBuffer) -> Bool) {
         let size = payload.readableBytes
+        lastEventID = 0
         pending.datagramsIn &+= 1
         pending.bytesIn &+= size
         let started = NIODeadline.now()
@@ -169,7 +170,9 @@ final class DatagramServiceHandler: ChannelInboundHandler {
             if batchTime == 0 { batchTime = EventBody.now() }
             // The event is encoded in its ring slot while the exchange happens (the service
             // describes it as it answers): no buffer, no copy.
-            writer.publish(id: writer.allocateID(), service: name, kind: kind, connection: 0, time: batchTime) { body in
+            let id = writer.allocateID()
+            lastEventID = id
+            writer.publish(id: id, service: name, kind: kind, connection: 0, time: batchTime) { body in
                 if let peerMembers {
                     body.members(peerMembers)
                 } else {
@@ -244,11 +247,27 @@ final class DatagramServiceHandler: ChannelInboundHandler {
 
     /// Replies the socket could not send after all (a direct socket learns it at sendmmsg):
     /// counted as dropped, not as sent.
-    func repliesLost(_ count: Int, bytes: Int) {
+    func repliesLost(_ count: Int, bytes: Int, events: [Int] = []) {
         pending.datagramsOut &-= count
         pending.bytesOut &-= bytes
         pending.datagramsDropped &+= count
+        // The exchanges' events were written before the batch was sent and say "replied": this
+        // one, which names them, says their replies never left (the send buffer was full).
+        guard let writer, count > 0 else { return }
+        let port = localPort
+        let ids = events.filter { $0 > 0 }
+        writer.publish(id: writer.allocateID(), service: name, kind: "datagram.replies_lost", connection: 0, time: EventBody.now()) { body in
+            body.plain("transport", "udp")
+            body.int("port", port)
+            body.int("count", count)
+            body.int("bytes", bytes)
+            if !ids.isEmpty { body.ints("events", ids) }
+            body.plain("outcome", "dropped: send buffer full")
+        }
     }
+
+    /// The id of the event the last exchange was recorded as (0: none).
+    private(set) var lastEventID = 0
 
     /// A datagram dropped before it was looked at (longer than max_datagram).
     func droppedUnread(_ size: Int, from source: SocketAddress?) {

@@ -95,6 +95,8 @@ final class DirectDatagramSocket: @unchecked Sendable {
         datagrams.initialize(repeating: inetkit_datagram(), count: count)
         let replies = UnsafeMutablePointer<inetkit_reply>.allocate(capacity: count)
         replies.initialize(repeating: inetkit_reply(), count: count)
+        // The event id of each reply's exchange (0: none), named if its reply is lost.
+        var replyEvents = [Int](repeating: 0, count: count)
         // Each reply is copied here (one UDP payload's room per datagram of the batch).
         let replyRoom = 65_536
         let outgoing = UnsafeMutableRawPointer.allocate(byteCount: replyRoom * count, alignment: 16)
@@ -147,6 +149,7 @@ final class DirectDatagramSocket: @unchecked Sendable {
                     let room = outgoing + pendingReplies * replyRoom
                     if size > 0 { reply.withUnsafeReadableBytes { room.copyMemory(from: $0.baseAddress!, byteCount: size) } }
                     let address = UnsafeRawPointer(datagrams + index) + Self.addressOffset
+                    replyEvents[pendingReplies] = handler.lastEventID
                     replies[pendingReplies] = inetkit_reply(address: address, address_length: datagram.address_length,
                                                             data: UnsafeRawPointer(room), length: UInt(size), sent: 0)
                     pendingReplies += 1
@@ -159,8 +162,12 @@ final class DirectDatagramSocket: @unchecked Sendable {
                 let sent = Int(inetkit_send_datagrams(descriptor, replies, UInt32(pendingReplies)))
                 if sent < pendingReplies {
                     var lostBytes = 0
-                    for index in 0..<pendingReplies where replies[index].sent == 0 { lostBytes += Int(replies[index].length) }
-                    handler.repliesLost(pendingReplies - sent, bytes: lostBytes)
+                    var lostEvents: [Int] = []
+                    for index in 0..<pendingReplies where replies[index].sent == 0 {
+                        lostBytes += Int(replies[index].length)
+                        lostEvents.append(replyEvents[index])
+                    }
+                    handler.repliesLost(pendingReplies - sent, bytes: lostBytes, events: lostEvents)
                     handler.batchEnded()
                 }
             }

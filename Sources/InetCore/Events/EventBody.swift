@@ -348,6 +348,20 @@ public struct EventBody {
         append(UInt8(ascii: "0") + UInt8(tenths % 10))
     }
 
+    public mutating func ints(_ name: StaticString, _ values: [Int]) {
+        guard key(name) else { return }
+        append(UInt8(ascii: "["))
+        for (index, value) in values.enumerated() {
+            guard room > 24 else {
+                truncated = true
+                break
+            }
+            if index > 0 { append(UInt8(ascii: ",")) }
+            appendInteger(value)
+        }
+        append(UInt8(ascii: "]"))
+    }
+
     public mutating func strings(_ name: StaticString, _ values: [String]) {
         guard key(name) else { return }
         appendList(values)
