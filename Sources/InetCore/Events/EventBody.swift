@@ -166,9 +166,9 @@ public struct EventBody {
         appendQuoted(value.utf8)
     }
 
-    /// A member whose value is a literal of printable ASCII that needs no escape (`"udp"`,
-    /// `"NOERROR"`): key and value copied with one bounds check, nothing scanned. A literal that
-    /// would need an escape is escaped as `string` does it (checked, never trusted).
+    /// A member whose value is a literal (`"udp"`, `"NOERROR"`): key and value copied with one
+    /// bounds check and no `String` on the way; the literal's bytes are still checked, and one
+    /// that needs an escape is escaped as `string` does it (never trusted).
     @inline(__always)
     public mutating func plain(_ name: StaticString, _ value: StaticString) {
         let length = value.utf8CodeUnitCount
